@@ -1,0 +1,50 @@
+# The two commands of the quick start are `make run` and `make test`; the rest are helpers.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint format typecheck migrate create-admin docs bench clean
+
+help: ## List the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(RUN_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP_INSTALL) -e .
+	@touch $@
+
+$(DEV_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP_INSTALL) -e ".[dev]"
+	@touch $@ $(RUN_STAMP)
+
+run: $(RUN_STAMP) ## Migrate and serve on HOST:PORT (default 127.0.0.1:8000, SQLite in data/)
+	$(BIN)/python -m backend.app.cli serve
+
+test: $(DEV_STAMP) lint typecheck ## Lint, format check, types, then the whole suite
+	$(BIN)/pytest
+
+lint: $(DEV_STAMP) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(DEV_STAMP) ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(DEV_STAMP) ## mypy --strict over backend/
+	$(BIN)/mypy
+
+migrate: $(RUN_STAMP) ## Upgrade the database at DATABASE_URL to the latest revision
+	$(BIN)/python -m backend.app.cli migrate
+
+create-admin: $(RUN_STAMP) ## Create an admin: make create-admin EMAIL=you@example.com
+	$(BIN)/python -m backend.app.cli create-admin --email "$(EMAIL)"
+
+clean: ## Remove the virtual environment and caches (keeps data/)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

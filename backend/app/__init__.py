@@ -1,0 +1,1 @@
+"""The FastAPI application: see main.py for how it is assembled."""

@@ -1,0 +1,103 @@
+"""Command line: `python -m backend.app.cli {serve,migrate,create-admin}`.
+
+`serve` is what `make run` and the container run: it applies migrations (unless
+`--no-migrate`), then serves the app with uvicorn on HOST:PORT from the settings.
+"""
+
+import argparse
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+
+import uvicorn
+from alembic import command
+from alembic.config import Config
+
+from backend.app.core.config import Settings, get_settings
+from backend.app.core.database import create_engine, create_session_factory
+from backend.app.core.errors import EmailTakenError
+from backend.app.core.security import PasswordHasher
+from backend.app.crud import users as crud_users
+from backend.app.models.user import UserRole
+
+ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
+
+
+def migrate(settings: Settings, revision: str = "head") -> None:
+    """Upgrade the database at `settings.database_url` to `revision`."""
+    config = Config(str(ALEMBIC_INI))
+    config.attributes["database_url"] = settings.database_url
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, revision)
+
+
+async def create_admin(settings: Settings, *, email: str, password: str) -> None:
+    """Create an admin user.
+
+    Raises:
+        EmailTakenError: a user with this email exists.
+    """
+    engine = create_engine(settings)
+    try:
+        async with create_session_factory(engine).begin() as session:
+            await crud_users.create_user(
+                session,
+                email=email,
+                hashed_password=await PasswordHasher().hash(password),
+                role=UserRole.ADMIN,
+            )
+    finally:
+        await engine.dispose()
+
+
+def serve(settings: Settings, *, run_migrations: bool, workers: int) -> None:
+    """Migrate (optionally), then serve `backend.app.main:app` with uvicorn."""
+    if run_migrations:
+        migrate(settings)
+    uvicorn.run(
+        "backend.app.main:app",
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        server_header=False,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run one command; return the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m backend.app.cli")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = sub.add_parser("serve", help="migrate, then serve on HOST:PORT")
+    serve_cmd.add_argument("--no-migrate", action="store_true", help="skip migrations")
+    serve_cmd.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    sub.add_parser("migrate", help="upgrade the database to the latest revision")
+    admin_cmd = sub.add_parser("create-admin", help="create an admin user")
+    admin_cmd.add_argument("--email", required=True)
+    admin_cmd.add_argument("--password", help="prompted for when omitted")
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    if args.command == "serve":
+        serve(settings, run_migrations=not args.no_migrate, workers=args.workers)
+    elif args.command == "migrate":
+        migrate(settings)
+    else:
+        password = args.password or getpass.getpass("Password for the new admin: ")
+        if not 8 <= len(password) <= 128:
+            print("The password must be 8-128 characters.", file=sys.stderr)
+            return 2
+        try:
+            asyncio.run(create_admin(settings, email=args.email, password=password))
+        except EmailTakenError:
+            print(f"A user with email {args.email} already exists.", file=sys.stderr)
+            return 1
+        print(f"Admin {args.email} created.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""FastAPI dependencies shared by every router, as `Annotated` aliases.
+
+Handlers declare what they need (`session: SessionDep`, `user: CurrentUser`) and FastAPI
+injects it; nothing is imported as a module-level global.
+"""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.app.core.config import Settings
+from backend.app.core.database import get_session
+from backend.app.core.errors import ForbiddenError, UnauthorizedError
+from backend.app.core.rate_limit import FailureCounter
+from backend.app.core.security import PasswordHasher, decode_access_token
+from backend.app.models.user import User
+
+TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a URL, not a secret
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+
+
+def get_app_settings(request: Request) -> Settings:
+    """Return the settings the app was built with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_password_hasher(request: Request) -> PasswordHasher:
+    """Return the app's password hasher (created in the lifespan)."""
+    hasher: PasswordHasher = request.app.state.password_hasher
+    return hasher
+
+
+def get_login_failures(request: Request) -> FailureCounter:
+    """Return the counter of failed logins (created in the lifespan)."""
+    counter: FailureCounter = request.app.state.login_failures
+    return counter
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+HasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
+LoginFailuresDep = Annotated[FailureCounter, Depends(get_login_failures)]
+
+
+async def get_current_user(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> User:
+    """Return the active user the bearer token belongs to.
+
+    Raises:
+        UnauthorizedError: no token, a bad or expired one, or the user is gone or inactive.
+    """
+    if not token:
+        raise UnauthorizedError("Not authenticated: send Authorization: Bearer <token>.")
+    user = await session.get(User, decode_access_token(token, settings))
+    if user is None or not user.is_active:
+        raise UnauthorizedError
+    request.state.user_id = user.id
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_current_admin(user: CurrentUser) -> User:
+    """Return the current user if they are an admin.
+
+    Raises:
+        ForbiddenError: the user is a member.
+    """
+    if not user.is_admin:
+        raise ForbiddenError("This action needs the admin role.")
+    return user
+
+
+AdminUser = Annotated[User, Depends(get_current_admin)]

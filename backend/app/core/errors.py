@@ -1,0 +1,360 @@
+"""Our error types, the contract's error body, and the one place that maps errors to HTTP.
+
+Code below the routers raises `AppError` subclasses that know nothing of HTTP. The handlers
+registered by `register_error_handlers` turn those, FastAPI's validation errors and
+Starlette's HTTP errors into `{"code", "message", "details", "request_id"}`. Unhandled
+exceptions are turned into a 500 of the same shape by `RequestContextMiddleware`.
+
+To add an error: subclass the closest generic error below with a specific `code`, list it in
+the router's `responses=error_responses(...)`, and raise it.
+"""
+
+import logging
+from collections import defaultdict
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request, params
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
+
+logger = logging.getLogger("app.errors")
+
+GENERIC_CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "integration_error",
+    503: "service_unavailable",
+}
+
+GENERIC_MESSAGES: dict[int, str] = {
+    400: "The request is malformed.",
+    401: "Authentication is required.",
+    403: "You are not allowed to do this.",
+    404: "The resource was not found.",
+    405: "This method is not allowed on this resource.",
+    409: "The request conflicts with the current state of the resource.",
+    413: "The request body is too large.",
+    415: "The request body must be JSON (Content-Type: application/json).",
+    422: "The request is invalid.",
+    429: "Too many requests; retry later.",
+    500: "An internal error occurred.",
+    502: "An external service failed; retry later.",
+    503: "The service is unavailable; retry later.",
+}
+
+
+class ErrorDetail(BaseModel):
+    """One validation problem: where it is, what is wrong, and its machine type."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    """The body of every 4xx and 5xx response."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "not_found",
+                    "message": "Lead 42 was not found.",
+                    "details": None,
+                    "request_id": "5f0c2a4e9b3d4c1a8e7f6a5b4c3d2e1f",
+                }
+            ]
+        }
+    )
+
+    code: str = Field(description="Machine-readable, stable, lower snake_case.")
+    message: str = Field(description="One human sentence.")
+    details: list[ErrorDetail] | None = Field(
+        default=None, description="For `validation_error`: the problems, else null."
+    )
+    request_id: str = Field(description="Equals the response's X-Request-ID header.")
+
+
+class AppError(Exception):
+    """Base of every error we raise on purpose. Subclasses set `code` and a message."""
+
+    code: ClassVar[str] = "internal_error"
+    default_message: ClassVar[str] = "An internal error occurred."
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        self.details: list[dict[str, Any]] | None = None
+        super().__init__(self.message)
+
+
+class BadRequestError(AppError):
+    """The request cannot be processed as sent."""
+
+    code = "bad_request"
+    default_message = GENERIC_MESSAGES[400]
+
+
+class UnauthorizedError(AppError):
+    """Missing, invalid or expired credentials."""
+
+    code = "unauthorized"
+    default_message = "Could not validate credentials."
+
+
+class InvalidCredentialsError(UnauthorizedError):
+    """Wrong email or password (one message for both, so emails cannot be probed)."""
+
+    code = "invalid_credentials"
+    default_message = "Incorrect email or password."
+
+
+class ForbiddenError(AppError):
+    """Authenticated, but not allowed."""
+
+    code = "forbidden"
+    default_message = GENERIC_MESSAGES[403]
+
+
+class RegistrationClosedError(ForbiddenError):
+    """Self-service registration is turned off by `REGISTRATION_OPEN=false`."""
+
+    code = "registration_closed"
+    default_message = "Registration is closed; ask an administrator for an account."
+
+
+class NotFoundError(AppError):
+    """The resource does not exist, or belongs to someone else."""
+
+    code = "not_found"
+    default_message = GENERIC_MESSAGES[404]
+
+
+class ConflictError(AppError):
+    """The request conflicts with the current state."""
+
+    code = "conflict"
+    default_message = GENERIC_MESSAGES[409]
+
+
+class EmailTakenError(ConflictError):
+    """A user with this email (case-insensitive) already exists."""
+
+    code = "email_taken"
+    default_message = "A user with this email already exists."
+
+
+class SelfModificationError(ConflictError):
+    """An admin tried to demote or deactivate their own account."""
+
+    code = "cannot_modify_self"
+    default_message = "You cannot remove your own admin role or deactivate yourself."
+
+
+class InvalidFieldError(AppError):
+    """A field passed the schema but breaks a domain rule (e.g. not a real phone number)."""
+
+    code = "validation_error"
+    default_message = GENERIC_MESSAGES[422]
+
+    def __init__(self, loc: list[str | int], msg: str, *, error_type: str = "value_error") -> None:
+        where = ".".join(str(part) for part in loc)
+        super().__init__(f"The request is invalid: check {where}.")
+        self.details = [{"loc": loc, "msg": msg, "type": error_type}]
+
+
+class RateLimitedError(AppError):
+    """Too many requests; `retry_after` says when to try again, in seconds."""
+
+    code = "rate_limited"
+    default_message = GENERIC_MESSAGES[429]
+
+    def __init__(self, message: str | None = None, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
+class IntegrationError(AppError):
+    """An external service failed or answered something we cannot use."""
+
+    code = "integration_error"
+    default_message = GENERIC_MESSAGES[502]
+
+
+class ServiceUnavailableError(AppError):
+    """A dependency (database, circuit-broken provider) is unavailable right now."""
+
+    code = "service_unavailable"
+    default_message = GENERIC_MESSAGES[503]
+
+
+STATUS_BY_ERROR: dict[type[AppError], int] = {
+    BadRequestError: 400,
+    UnauthorizedError: 401,
+    ForbiddenError: 403,
+    NotFoundError: 404,
+    ConflictError: 409,
+    InvalidFieldError: 422,
+    RateLimitedError: 429,
+    IntegrationError: 502,
+    ServiceUnavailableError: 503,
+    AppError: 500,
+}
+
+
+def status_for(error_type: type[AppError]) -> int:
+    """Return the HTTP status of an error type: that of its nearest mapped ancestor."""
+    for cls in error_type.__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500
+
+
+def request_id_of(scope: Scope) -> str:
+    """Return the request id `RequestContextMiddleware` put in the scope ("" if none)."""
+    state = scope.get("state") or {}
+    return str(state.get("request_id", ""))
+
+
+def error_body(
+    scope: Scope,
+    status: int,
+    *,
+    code: str | None = None,
+    message: str | None = None,
+    details: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Build the contract's error body for a response to the request in `scope`."""
+    return {
+        "code": code or GENERIC_CODES.get(status, "error"),
+        "message": message or GENERIC_MESSAGES.get(status, "The request failed."),
+        "details": details,
+        "request_id": request_id_of(scope),
+    }
+
+
+def error_response(
+    scope: Scope,
+    status: int,
+    *,
+    code: str | None = None,
+    message: str | None = None,
+    details: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """Build a JSON error response in the contract's shape."""
+    all_headers = {"X-Request-ID": request_id_of(scope), **(headers or {})}
+    if status == 401:
+        all_headers.setdefault("WWW-Authenticate", "Bearer")
+    body = error_body(scope, status, code=code, message=message, details=details)
+    return JSONResponse(body, status_code=status, headers=all_headers)
+
+
+def error_responses(*errors: type[AppError] | int) -> dict[int | str, dict[str, Any]]:
+    """Describe the errors an operation can return, for its `responses=` in OpenAPI.
+
+    Args:
+        errors: error types the operation raises, or bare status codes for generic errors.
+
+    Returns:
+        A `responses` mapping: one entry per status, listing every code it can carry.
+    """
+    codes: dict[int, list[str]] = defaultdict(list)
+    for error in errors:
+        if isinstance(error, int):
+            status, line = error, f"`{GENERIC_CODES[error]}`: {GENERIC_MESSAGES[error]}"
+        else:
+            status, line = status_for(error), f"`{error.code}`: {error.default_message}"
+        if line not in codes[status]:
+            codes[status].append(line)
+    return {
+        status: {"model": ErrorResponse, "description": "  \n".join(lines)}
+        for status, lines in sorted(codes.items())
+    }
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Keep where and what of each problem, never the submitted value."""
+    return [
+        {
+            "loc": list(err.get("loc", ())),
+            "msg": str(err.get("msg", "")),
+            "type": str(err.get("type", "")),
+        }
+        for err in exc.errors()
+    ]
+
+
+async def _handle_app_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitedError) else {}
+    return error_response(
+        request.scope,
+        status_for(type(exc)),
+        code=exc.code,
+        message=exc.message,
+        details=exc.details,
+        headers=headers,
+    )
+
+
+def _is_json_media_type(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _sent_wrong_media_type(request: Request, exc: RequestValidationError) -> bool:
+    """Whether a JSON-body route was sent a non-empty body that is not declared as JSON."""
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    if body_field is None or isinstance(body_field.field_info, params.Form):
+        return False
+    if _is_json_media_type(request.headers.get("content-type")):
+        return False
+    return any(
+        tuple(err.get("loc", ())) == ("body",) and err.get("type") != "missing"
+        for err in exc.errors()
+    )
+
+
+async def _handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    if _sent_wrong_media_type(request, exc):
+        return error_response(request.scope, 415)
+    details = _validation_details(exc)
+    logger.info(
+        "validation failed",
+        extra={"problems": [{"loc": d["loc"], "type": d["type"]} for d in details]},
+    )
+    where = ", ".join(".".join(str(p) for p in d["loc"]) for d in details[:3])
+    message = f"The request is invalid: check {where}." if where else GENERIC_MESSAGES[422]
+    return error_response(request.scope, 422, message=message, details=details)
+
+
+async def _handle_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    headers = dict(exc.headers or {})
+    message = GENERIC_MESSAGES.get(status)
+    if status == 404:
+        message = f"No route matches {request.method} {request.url.path}."
+    return error_response(request.scope, status, message=message, headers=headers)
+
+
+def register_error_handlers(app: FastAPI) -> None:
+    """Install the handlers that turn every expected error into the contract's body."""
+    app.add_exception_handler(AppError, _handle_app_error)
+    app.add_exception_handler(RequestValidationError, _handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _handle_http_error)

@@ -1,0 +1,83 @@
+"""Password hashing (argon2id) and access tokens (JWT, HS256)."""
+
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import jwt
+from argon2 import PasswordHasher as Argon2Hasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from backend.app.core.config import Settings
+from backend.app.core.errors import UnauthorizedError
+
+JWT_ALGORITHM = "HS256"
+
+
+class PasswordHasher:
+    """Hash and verify passwords off the event loop, a few at a time.
+
+    argon2id is memory-hard: each hash takes `memory_kib` of RAM. The limiter caps how
+    many run at once, so 32 concurrent logins cost `max_concurrent * memory_kib`, not 32x.
+    Parameters follow OWASP's argon2id minimum (19 MiB, 2 passes, 1 lane).
+    """
+
+    def __init__(
+        self, *, memory_kib: int = 19 * 1024, time_cost: int = 2, max_concurrent: int = 2
+    ) -> None:
+        self._hasher = Argon2Hasher(memory_cost=memory_kib, time_cost=time_cost, parallelism=1)
+        self._limiter = anyio.CapacityLimiter(max_concurrent)
+        self.dummy_hash = self._hasher.hash("timing-equaliser-not-a-password")
+
+    async def hash(self, password: str) -> str:
+        """Return the argon2id hash of `password`."""
+        return await anyio.to_thread.run_sync(self._hasher.hash, password, limiter=self._limiter)
+
+    async def verify(self, hashed: str, password: str) -> bool:
+        """Return whether `password` matches `hashed` (False for a malformed hash)."""
+        return await anyio.to_thread.run_sync(self._verify, hashed, password, limiter=self._limiter)
+
+    def needs_rehash(self, hashed: str) -> bool:
+        """Whether `hashed` was made with weaker parameters than the current ones."""
+        return self._hasher.check_needs_rehash(hashed)
+
+    def _verify(self, hashed: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(hashed, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+
+def create_access_token(user_id: int, settings: Settings) -> tuple[str, int]:
+    """Sign an access token for `user_id`.
+
+    Returns:
+        The token and its lifetime in seconds.
+    """
+    lifetime = timedelta(minutes=settings.access_token_expire_minutes)
+    now = datetime.now(UTC)
+    claims = {"sub": str(user_id), "iat": now, "exp": now + lifetime, "type": "access"}
+    token = jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm=JWT_ALGORITHM)
+    return token, int(lifetime.total_seconds())
+
+
+def decode_access_token(token: str, settings: Settings) -> int:
+    """Return the user id of a valid, unexpired access token.
+
+    Raises:
+        UnauthorizedError: the token is malformed, forged, expired or not an access token.
+    """
+    try:
+        claims = jwt.decode(
+            token,
+            settings.secret_key.get_secret_value(),
+            algorithms=[JWT_ALGORITHM],
+            options={"require": ["sub", "exp", "iat"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise UnauthorizedError("The access token has expired.") from exc
+    except jwt.InvalidTokenError as exc:
+        raise UnauthorizedError from exc
+    subject = claims.get("sub")
+    if claims.get("type") != "access" or not isinstance(subject, str) or not subject.isdigit():
+        raise UnauthorizedError
+    return int(subject)

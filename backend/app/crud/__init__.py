@@ -1,0 +1,1 @@
+"""Data logic per entity: small async functions over an AsyncSession; they never commit."""

@@ -1,0 +1,102 @@
+"""Data logic for users. Functions never commit: the request's unit of work does."""
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.app.core.errors import EmailTakenError, NotFoundError
+from backend.app.models.base import utcnow
+from backend.app.models.user import User, UserRole
+from backend.app.schemas.common import PageParams
+from backend.app.schemas.user import UserUpdate
+
+
+async def get_user(session: AsyncSession, *, user_id: int) -> User:
+    """Return the user with `user_id`.
+
+    Raises:
+        NotFoundError: no such user.
+    """
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFoundError(f"User {user_id} was not found.")
+    return user
+
+
+async def get_user_by_email(session: AsyncSession, *, email: str) -> User | None:
+    """Return the user with `email` (case-insensitive), or None."""
+    return await session.scalar(select(User).where(User.email == email.lower()))
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    email: str,
+    hashed_password: str,
+    full_name: str | None = None,
+    role: UserRole = UserRole.MEMBER,
+) -> User:
+    """Insert a user; the email is stored lower-cased.
+
+    Raises:
+        EmailTakenError: a user with this email already exists.
+    """
+    if await get_user_by_email(session, email=email) is not None:
+        raise EmailTakenError
+    now = utcnow()
+    user = User(
+        email=email.lower(),
+        hashed_password=hashed_password,
+        full_name=full_name,
+        role=role,
+        is_active=True,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent sign-up won the race
+        raise EmailTakenError from exc
+    return user
+
+
+async def update_user(session: AsyncSession, *, user: User, data: UserUpdate) -> User:
+    """Apply the fields set in `data` to `user`."""
+    for field, value in data.model_dump(exclude_unset=True).items():
+        setattr(user, field, value)
+    user.updated_at = utcnow()
+    await session.flush()
+    return user
+
+
+async def set_password_hash(session: AsyncSession, *, user: User, hashed_password: str) -> None:
+    """Replace a user's password hash (after a rehash with stronger parameters)."""
+    user.hashed_password = hashed_password
+    await session.flush()
+
+
+async def list_users(session: AsyncSession, *, page: PageParams) -> tuple[list[User], int]:
+    """Return one page of users, oldest first, and the total count."""
+    total = await session.scalar(select(func.count()).select_from(User))
+    rows = await session.scalars(
+        select(User).order_by(User.id).limit(page.limit).offset(page.offset)
+    )
+    return list(rows), total or 0
+
+
+async def ensure_admin(session: AsyncSession, *, email: str, hashed_password: str) -> bool:
+    """Create an admin with `email` unless a user with that email exists.
+
+    Returns:
+        True when a user was created.
+    """
+    if await get_user_by_email(session, email=email) is not None:
+        return False
+    try:
+        await create_user(
+            session, email=email, hashed_password=hashed_password, role=UserRole.ADMIN
+        )
+    except EmailTakenError:  # another process created it at the same moment
+        return False
+    return True

@@ -1,0 +1,135 @@
+"""Build the FastAPI app: settings, lifespan resources, middleware, errors and routers.
+
+`create_app(settings)` is the factory (tests pass their own settings); `app` is the module
+level instance uvicorn serves (`backend.app.main:app`). Every router is registered here.
+"""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+
+from backend.app.core.config import Settings, get_settings
+from backend.app.core.database import create_engine, create_session_factory
+from backend.app.core.deps import get_current_user
+from backend.app.core.errors import UnauthorizedError, error_responses, register_error_handlers
+from backend.app.core.logging import configure_logging
+from backend.app.core.middleware import (
+    BodySizeLimitMiddleware,
+    JsonCORSMiddleware,
+    RequestContextMiddleware,
+)
+from backend.app.core.rate_limit import create_failure_counter
+from backend.app.core.security import PasswordHasher
+from backend.app.crud import users as crud_users
+from backend.app.routers import auth, docs, health, leads, users
+
+logger = logging.getLogger("app")
+
+API_PREFIX = "/api/v1"
+STATIC_DIR = Path(__file__).parent / "static"
+API_DESCRIPTION = """
+A lead tracker: log prospects, update their status, send them SMS follow-ups, bill them.
+
+Authenticate with `POST /api/v1/auth/token` (OAuth2 password flow; the **Authorize** button
+does it for you), then send `Authorization: Bearer <token>`. Every error has the body
+`{"code", "message", "details", "request_id"}`.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Create the engine, hasher and rate limiter at start-up; release them at shutdown."""
+    settings: Settings = app.state.settings
+    engine = create_engine(settings)
+    app.state.engine = engine
+    app.state.session_factory = create_session_factory(engine)
+    app.state.password_hasher = PasswordHasher()
+    app.state.login_failures = create_failure_counter(
+        settings.redis_url,
+        limit=settings.login_max_failures,
+        window_seconds=settings.login_window_seconds,
+    )
+    try:
+        await _create_first_admin(app)
+        yield
+    finally:
+        await app.state.login_failures.close()
+        await engine.dispose()
+
+
+async def _create_first_admin(app: FastAPI) -> None:
+    """Create the admin named by FIRST_ADMIN_EMAIL/FIRST_ADMIN_PASSWORD, if both are set."""
+    settings: Settings = app.state.settings
+    if not (settings.first_admin_email and settings.first_admin_password):
+        return
+    password = settings.first_admin_password.get_secret_value()
+    async with app.state.session_factory.begin() as session:
+        created = await crud_users.ensure_admin(
+            session,
+            email=settings.first_admin_email,
+            hashed_password=await app.state.password_hasher.hash(password),
+        )
+    if created:
+        logger.info("first admin created", extra={"email": settings.first_admin_email})
+
+
+def operation_id(route: APIRoute) -> str:
+    """Name each operation after its handler, so generated clients get `createLead` etc."""
+    return route.name
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for `settings` (default: read from the environment)."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="Lead Tracker API",
+        version="1.0.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        debug=settings.debug,
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=operation_id,
+        swagger_ui_oauth2_redirect_url=None,
+    )
+    app.state.settings = settings
+    register_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        JsonCORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Location", "Retry-After", "Idempotent-Replayed"],
+    )
+    app.add_middleware(RequestContextMiddleware)  # outermost: every response gets an id
+
+    app.include_router(health.router)
+    app.include_router(docs.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(build_api_router())
+    return app
+
+
+def build_api_router() -> APIRouter:
+    """Return `/api/v1`: public routes first, then routes that need a bearer token."""
+    api = APIRouter(prefix=API_PREFIX, responses=error_responses(500))
+    api.include_router(auth.router)
+
+    protected = APIRouter(
+        dependencies=[Depends(get_current_user)],
+        responses=error_responses(UnauthorizedError),
+    )
+    protected.include_router(users.router)
+    protected.include_router(leads.router)
+    api.include_router(protected)
+    return api
+
+
+app = create_app()

@@ -1,0 +1,58 @@
+"""The `leads` table: prospects a user logs and follows up."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Enum, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.app.models.base import Base, BigIntId, utcnow
+
+
+class LeadStatus(StrEnum):
+    """Where a lead stands in the sales pipeline."""
+
+    NEW = "new"
+    CONTACTED = "contacted"
+    QUALIFIED = "qualified"
+    WON = "won"
+    LOST = "lost"
+
+
+class Lead(Base):
+    """A prospect owned by one user. Indexes serve every filter and sort of the list."""
+
+    __tablename__ = "leads"
+    __table_args__ = (
+        Index("ix_leads_owner_id_created_at_id", "owner_id", "created_at", "id"),
+        Index("ix_leads_owner_id_updated_at_id", "owner_id", "updated_at", "id"),
+        Index("ix_leads_owner_id_name_id", "owner_id", "name", "id"),
+        Index("ix_leads_owner_id_status", "owner_id", "status"),
+        Index("ix_leads_created_at_id", "created_at", "id"),
+        Index("ix_leads_updated_at_id", "updated_at", "id"),
+        Index("ix_leads_name_id", "name", "id"),
+        Index("ix_leads_status", "status"),
+        Index("ix_leads_phone", "phone"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(320))
+    status: Mapped[LeadStatus] = mapped_column(
+        Enum(
+            LeadStatus,
+            name="lead_status",
+            native_enum=False,
+            create_constraint=True,
+            length=16,
+            values_callable=lambda e: [m.value for m in e],
+        ),
+        default=LeadStatus.NEW,
+    )
+    source: Mapped[str | None] = mapped_column(String(100))
+    notes: Mapped[str | None] = mapped_column(Text)
+    sms_opted_out: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

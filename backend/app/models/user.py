@@ -1,0 +1,46 @@
+"""The `users` table: accounts that log in and own leads."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Enum, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.app.models.base import Base, BigIntId, utcnow
+
+
+class UserRole(StrEnum):
+    """What a user may do: admins see and manage everything, members their own leads."""
+
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+class User(Base):
+    """An account. `email` is stored lower-cased, so uniqueness is case-insensitive."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    hashed_password: Mapped[str] = mapped_column(String(255))
+    full_name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[UserRole] = mapped_column(
+        Enum(
+            UserRole,
+            name="user_role",
+            native_enum=False,
+            create_constraint=True,
+            length=16,
+            values_callable=lambda e: [m.value for m in e],
+        ),
+        default=UserRole.MEMBER,
+    )
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether the user has the admin role."""
+        return self.role is UserRole.ADMIN

@@ -1,0 +1,1 @@
+"""One APIRouter per entity; each is registered in backend/app/main.py."""

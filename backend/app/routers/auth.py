@@ -1,0 +1,87 @@
+"""Public auth routes: sign up and log in (OAuth2 password flow)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from backend.app.core.deps import HasherDep, LoginFailuresDep, SessionDep, SettingsDep
+from backend.app.core.errors import (
+    EmailTakenError,
+    InvalidCredentialsError,
+    RateLimitedError,
+    RegistrationClosedError,
+    error_responses,
+)
+from backend.app.core.security import create_access_token
+from backend.app.crud import users as crud_users
+from backend.app.schemas.user import Token, UserRead, UserRegister
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+@router.post(
+    "/register",
+    response_model=UserRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(RegistrationClosedError, EmailTakenError, 413, 415, 422),
+)
+async def register(
+    body: UserRegister, session: SessionDep, settings: SettingsDep, hasher: HasherDep
+) -> UserRead:
+    """Create a member account.
+
+    Raises:
+        RegistrationClosedError: `REGISTRATION_OPEN` is false.
+        EmailTakenError: the email is taken (case-insensitive).
+    """
+    if not settings.registration_open:
+        raise RegistrationClosedError
+    user = await crud_users.create_user(
+        session,
+        email=body.email,
+        hashed_password=await hasher.hash(body.password),
+        full_name=body.full_name,
+    )
+    return UserRead.model_validate(user)
+
+
+@router.post(
+    "/token",
+    response_model=Token,
+    responses=error_responses(InvalidCredentialsError, RateLimitedError, 422),
+)
+async def login(
+    request: Request,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: SessionDep,
+    settings: SettingsDep,
+    hasher: HasherDep,
+    failures: LoginFailuresDep,
+) -> Token:
+    """Exchange email (`username`) and password for a bearer token.
+
+    More than `LOGIN_MAX_FAILURES` failures a minute for one email or one client address
+    answer 429 with `Retry-After`, whatever the password.
+
+    Raises:
+        RateLimitedError: too many recent failures for this email or client.
+        InvalidCredentialsError: wrong email or password, or the account is deactivated.
+    """
+    client = request.client.host if request.client else "unknown"
+    keys = [f"login:client:{client}", f"login:email:{form.username.strip().lower()}"]
+    wait = await failures.blocked_for(keys)
+    if wait:
+        raise RateLimitedError("Too many failed logins; retry later.", retry_after=wait)
+    user = await crud_users.get_user_by_email(session, email=form.username.strip())
+    # Verify against a dummy hash for unknown emails, so timing does not reveal accounts.
+    valid = await hasher.verify(user.hashed_password if user else hasher.dummy_hash, form.password)
+    if user is None or not valid or not user.is_active:
+        await failures.record_failure(keys)
+        raise InvalidCredentialsError
+    if hasher.needs_rehash(user.hashed_password):
+        await crud_users.set_password_hash(
+            session, user=user, hashed_password=await hasher.hash(form.password)
+        )
+    token, expires_in = create_access_token(user.id, settings)
+    return Token(access_token=token, expires_in=expires_in)

@@ -1,0 +1,118 @@
+"""Lead routes: the worked example every generated entity copies.
+
+Thin handlers: parse, call one crud function, return a typed schema.
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response, status
+
+from backend.app.core.deps import CurrentUser, SessionDep, SettingsDep
+from backend.app.core.errors import NotFoundError, error_responses
+from backend.app.crud import leads as crud_leads
+from backend.app.crud.leads import LeadFilters
+from backend.app.models.lead import LeadStatus
+from backend.app.schemas.common import PageParams
+from backend.app.schemas.lead import LeadCreate, LeadPage, LeadRead, LeadSort, LeadUpdate
+
+router = APIRouter(prefix="/leads", tags=["leads"])
+
+LeadId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The lead's id.")]
+
+
+@router.post(
+    "",
+    response_model=LeadRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(413, 415, 422),
+)
+async def create_lead(
+    body: LeadCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+) -> LeadRead:
+    """Create a lead owned by the current user; `Location` points at it."""
+    lead = await crud_leads.create_lead(
+        session, data=body, owner=user, phone_region=settings.default_phone_region
+    )
+    response.headers["Location"] = f"/api/v1/leads/{lead.id}"
+    return LeadRead.model_validate(lead)
+
+
+@router.get("", response_model=LeadPage, responses=error_responses(422))
+async def list_leads(
+    user: CurrentUser,
+    session: SessionDep,
+    page: Annotated[PageParams, Depends()],
+    status_: Annotated[
+        list[LeadStatus] | None, Query(alias="status", description="Repeat to match any of them.")
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Case-insensitive literal substring of name, email or phone.",
+        ),
+    ] = None,
+    sort: Annotated[LeadSort, Query(description="Sort key; `-` = descending.")] = (
+        LeadSort.CREATED_AT_DESC
+    ),
+) -> LeadPage:
+    """Return a page of the leads the user may see (admins: all)."""
+    filters = LeadFilters(statuses=status_, q=q, sort=sort)
+    leads, total = await crud_leads.list_leads(session, user=user, filters=filters, page=page)
+    items = [LeadRead.model_validate(lead) for lead in leads]
+    return LeadPage(items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get("/{lead_id}", response_model=LeadRead, responses=error_responses(NotFoundError, 422))
+async def read_lead(lead_id: LeadId, user: CurrentUser, session: SessionDep) -> LeadRead:
+    """Return one lead.
+
+    Raises:
+        NotFoundError: no such lead, or another member's.
+    """
+    lead = await crud_leads.get_lead(session, lead_id=lead_id, user=user)
+    return LeadRead.model_validate(lead)
+
+
+@router.patch(
+    "/{lead_id}",
+    response_model=LeadRead,
+    responses=error_responses(NotFoundError, 413, 415, 422),
+)
+async def update_lead(
+    lead_id: LeadId,
+    body: LeadUpdate,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> LeadRead:
+    """Change some fields of a lead; `null` clears an optional field.
+
+    Raises:
+        NotFoundError: no such lead, or another member's.
+    """
+    lead = await crud_leads.get_lead(session, lead_id=lead_id, user=user)
+    lead = await crud_leads.update_lead(
+        session, lead=lead, data=body, phone_region=settings.default_phone_region
+    )
+    return LeadRead.model_validate(lead)
+
+
+@router.delete(
+    "/{lead_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(NotFoundError, 422),
+)
+async def delete_lead(lead_id: LeadId, user: CurrentUser, session: SessionDep) -> None:
+    """Delete a lead.
+
+    Raises:
+        NotFoundError: no such lead, or another member's.
+    """
+    lead = await crud_leads.get_lead(session, lead_id=lead_id, user=user)
+    await crud_leads.delete_lead(session, lead=lead)

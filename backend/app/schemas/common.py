@@ -1,0 +1,60 @@
+"""Shapes shared by every entity: strict input base, typed field aliases, the list page."""
+
+from dataclasses import dataclass
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, EmailStr, Strict
+
+ItemT = TypeVar("ItemT", bound=BaseModel)
+
+MAX_PAGE_LIMIT = 100
+DEFAULT_PAGE_LIMIT = 50
+
+
+class InputModel(BaseModel):
+    """Base of every request body: unknown fields are rejected with 422."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class OutputModel(BaseModel):
+    """Base of every response body: built from ORM objects."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+StrictEmail = Annotated[EmailStr, Strict()]
+StrictBool = Annotated[bool, Strict()]
+
+
+@dataclass(frozen=True)
+class PageParams:
+    """`limit` and `offset` of a list request, validated the same way on every list."""
+
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT, description="Page size, 1-100.")] = (
+        DEFAULT_PAGE_LIMIT
+    )
+    offset: Annotated[int, Query(ge=0, description="Rows to skip, >= 0.")] = 0
+
+
+class Page(BaseModel, Generic[ItemT]):
+    """The envelope of every list response; subclass it per entity (`class LeadPage(...)`)."""
+
+    items: list[ItemT]
+    total: int
+    limit: int
+    offset: int
+
+
+def reject_null(value: object) -> object:
+    """Refuse an explicit `null` for a field that may be omitted but never cleared.
+
+    Use as `_not_null = field_validator("name", "status", mode="before")(reject_null)`.
+
+    Raises:
+        ValueError: when `value` is None.
+    """
+    if value is None:
+        raise ValueError("may be omitted, but not null")
+    return value

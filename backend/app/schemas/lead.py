@@ -1,0 +1,108 @@
+"""Wire shapes of leads."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import ConfigDict, JsonValue, Strict, StringConstraints, field_validator
+
+from backend.app.models.lead import LeadStatus
+from backend.app.schemas.common import InputModel, OutputModel, Page, StrictEmail, reject_null
+
+LeadName = Annotated[
+    str, Strict(), StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+]
+# Normalised to E.164 by `core.phone.normalize_phone` with the DEFAULT_PHONE_REGION setting.
+PhoneInput = Annotated[
+    str, Strict(), StringConstraints(strip_whitespace=True, min_length=1, max_length=40)
+]
+Source = Annotated[str, Strict(), StringConstraints(strip_whitespace=True, max_length=100)]
+Notes = Annotated[str, Strict(), StringConstraints(max_length=5000)]
+
+_LEAD_EXAMPLE: dict[str, JsonValue] = {
+    "name": "Grace Hopper",
+    "phone": "+1 (415) 555-0100",
+    "email": "grace@example.com",
+    "status": "new",
+    "source": "website",
+    "notes": "Asked for a demo next week.",
+}
+
+
+class LeadCreate(InputModel):
+    """A new lead. The server sets id, owner, opt-out flag and timestamps."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_LEAD_EXAMPLE]})
+
+    name: LeadName
+    phone: PhoneInput | None = None
+    email: StrictEmail | None = None
+    status: LeadStatus = LeadStatus.NEW
+    source: Source | None = None
+    notes: Notes | None = None
+
+    _not_null = field_validator("status", mode="before")(reject_null)
+
+
+class LeadUpdate(InputModel):
+    """A partial update: omitted fields stay, `null` clears an optional field."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"status": "contacted", "notes": None}]}
+    )
+
+    name: LeadName | None = None
+    phone: PhoneInput | None = None
+    email: StrictEmail | None = None
+    status: LeadStatus | None = None
+    source: Source | None = None
+    notes: Notes | None = None
+
+    _not_null = field_validator("name", "status", mode="before")(reject_null)
+
+
+class LeadRead(OutputModel):
+    """A lead as the API returns it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **_LEAD_EXAMPLE,
+                    "id": 42,
+                    "phone": "+14155550100",
+                    "sms_opted_out": False,
+                    "owner_id": 1,
+                    "created_at": "2026-01-05T09:30:00Z",
+                    "updated_at": "2026-01-05T09:30:00Z",
+                }
+            ]
+        }
+    )
+
+    id: int
+    name: str
+    phone: str | None
+    email: str | None
+    status: LeadStatus
+    source: str | None
+    notes: str | None
+    sms_opted_out: bool
+    owner_id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class LeadPage(Page[LeadRead]):
+    """A page of leads."""
+
+
+class LeadSort(StrEnum):
+    """Sort orders of the lead list; a leading `-` means descending. Ties break by id."""
+
+    CREATED_AT = "created_at"
+    CREATED_AT_DESC = "-created_at"
+    UPDATED_AT = "updated_at"
+    UPDATED_AT_DESC = "-updated_at"
+    NAME = "name"
+    NAME_DESC = "-name"

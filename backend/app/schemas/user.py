@@ -1,0 +1,101 @@
+"""Wire shapes of users and auth."""
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import ConfigDict, Field, Strict, StringConstraints, field_validator
+
+from backend.app.models.user import UserRole
+from backend.app.schemas.common import (
+    InputModel,
+    OutputModel,
+    Page,
+    StrictBool,
+    StrictEmail,
+    reject_null,
+)
+
+Password = Annotated[str, Strict(), StringConstraints(min_length=8, max_length=128)]
+FullName = Annotated[
+    str, Strict(), StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+]
+
+
+class UserRegister(InputModel):
+    """Self-service sign-up."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "ada@example.com",
+                    "password": "correct horse battery",
+                    "full_name": "Ada",
+                }
+            ]
+        }
+    )
+
+    email: StrictEmail
+    password: Password = Field(description="8-128 characters.")
+    full_name: FullName | None = None
+
+
+class UserUpdate(InputModel):
+    """What an admin may change on a user; every field optional."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"role": "admin"}, {"is_active": False}]}
+    )
+
+    role: UserRole | None = None
+    is_active: StrictBool | None = None
+    full_name: FullName | None = None
+
+    _not_null = field_validator("role", "is_active", mode="before")(reject_null)
+
+
+class UserRead(OutputModel):
+    """A user as the API shows it: never a password or a hash."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 1,
+                    "email": "ada@example.com",
+                    "full_name": "Ada",
+                    "role": "member",
+                    "is_active": True,
+                    "created_at": "2026-01-05T09:30:00Z",
+                }
+            ]
+        }
+    )
+
+    id: int
+    email: str
+    full_name: str | None
+    role: UserRole
+    is_active: bool
+    created_at: datetime
+
+
+class UserPage(Page[UserRead]):
+    """A page of users."""
+
+
+class Token(OutputModel):
+    """An OAuth2 bearer access token."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"access_token": "eyJhbGciOi...", "token_type": "bearer", "expires_in": 3600}
+            ]
+        }
+    )
+
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+    expires_in: int = Field(description="Seconds until the token expires.")
