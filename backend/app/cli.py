@@ -67,8 +67,8 @@ def serve(settings: Settings, *, run_migrations: bool, workers: int) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and run one command; return the exit status."""
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of the command line (also used to check docker-compose.yml)."""
     parser = argparse.ArgumentParser(prog="python -m backend.app.cli")
     sub = parser.add_subparsers(dest="command", required=True)
     serve_cmd = sub.add_parser("serve", help="migrate, then serve on HOST:PORT")
@@ -78,7 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     admin_cmd = sub.add_parser("create-admin", help="create an admin user")
     admin_cmd.add_argument("--email", required=True)
     admin_cmd.add_argument("--password", help="prompted for when omitted")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run one command; return the exit status."""
+    args = build_parser().parse_args(argv)
 
     settings = get_settings()
     if args.command == "serve":

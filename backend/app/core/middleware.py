@@ -6,6 +6,7 @@ import time
 import uuid
 
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -77,8 +78,15 @@ def _incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
-class _BodyTooLargeError(Exception):
-    pass
+class _BodyTooLargeError(StarletteHTTPException):
+    """Raised while reading a streamed body past the limit.
+
+    An HTTPException, so FastAPI re-raises it from its body parsing (which turns any other
+    error into a 400) and our handler answers 413 in the contract's shape.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413)
 
 
 class BodySizeLimitMiddleware:

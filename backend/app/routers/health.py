@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.app.core.errors import ServiceUnavailableError, error_responses
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=error_responses(500))
 
 READY_TIMEOUT_SECONDS = 3.0
 
