@@ -16,7 +16,12 @@ from fastapi.staticfiles import StaticFiles
 from backend.app.core.config import Settings, get_settings
 from backend.app.core.database import create_engine, create_session_factory
 from backend.app.core.deps import get_current_user
-from backend.app.core.errors import UnauthorizedError, error_responses, register_error_handlers
+from backend.app.core.errors import (
+    EmailTakenError,
+    UnauthorizedError,
+    error_responses,
+    register_error_handlers,
+)
 from backend.app.core.logging import configure_logging
 from backend.app.core.middleware import (
     BodySizeLimitMiddleware,
@@ -68,12 +73,15 @@ async def _create_first_admin(app: FastAPI) -> None:
     if not (settings.first_admin_email and settings.first_admin_password):
         return
     password = settings.first_admin_password.get_secret_value()
-    async with app.state.session_factory.begin() as session:
-        created = await crud_users.ensure_admin(
-            session,
-            email=settings.first_admin_email,
-            hashed_password=await app.state.password_hasher.hash(password),
-        )
+    try:
+        async with app.state.session_factory.begin() as session:
+            created = await crud_users.ensure_admin(
+                session,
+                email=settings.first_admin_email,
+                hashed_password=await app.state.password_hasher.hash(password),
+            )
+    except EmailTakenError:  # another worker process created it at the same moment
+        created = False
     if created:
         logger.info("first admin created", extra={"email": settings.first_admin_email})
 

@@ -90,13 +90,11 @@ async def ensure_admin(session: AsyncSession, *, email: str, hashed_password: st
 
     Returns:
         True when a user was created.
+
+    Raises:
+        EmailTakenError: another process created the same user at the same moment.
     """
     if await get_user_by_email(session, email=email) is not None:
         return False
-    try:
-        await create_user(
-            session, email=email, hashed_password=hashed_password, role=UserRole.ADMIN
-        )
-    except EmailTakenError:  # another process created it at the same moment
-        return False
+    await create_user(session, email=email, hashed_password=hashed_password, role=UserRole.ADMIN)
     return True
