@@ -46,5 +46,8 @@ migrate: $(RUN_STAMP) ## Upgrade the database at DATABASE_URL to the latest revi
 create-admin: $(RUN_STAMP) ## Create an admin: make create-admin EMAIL=you@example.com
 	$(BIN)/python -m backend.app.cli create-admin --email "$(EMAIL)"
 
+docs: $(RUN_STAMP) ## Regenerate backend/app/docs/openapi.json and api.md from the app
+	$(BIN)/python -m backend.app.docs.generate
+
 clean: ## Remove the virtual environment and caches (keeps data/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from backend.app.crud import users as crud_users
+from backend.app.models.lead import Lead
 from backend.app.models.user import UserRole
 
 PASSWORD = "correct horse battery"
@@ -70,3 +71,15 @@ async def make_lead(client: httpx.AsyncClient, owner: AuthedUser, **fields: Any)
     assert response.status_code == 201, response.text
     lead: dict[str, Any] = response.json()
     return lead
+
+
+async def insert_leads(app: FastAPI, owner: AuthedUser, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert leads straight into the database, for fields no API call sets (timestamps).
+
+    Each row needs `name`, `created_at` and `updated_at`; returns the new ids in order.
+    """
+    async with app.state.session_factory.begin() as session:
+        leads = [Lead(owner_id=owner.id, **row) for row in rows]
+        session.add_all(leads)
+        await session.flush()
+        return [lead.id for lead in leads]

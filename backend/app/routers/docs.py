@@ -13,12 +13,19 @@ from backend.app.core.deps import TOKEN_URL
 router = APIRouter(include_in_schema=False)
 
 STATIC = "/static"
+# Both pages may load only what the app serves: no CDN, no tracking pixel (ReDoc's sidebar
+# logo points at cdn.redoc.ly; the browser now refuses it and ReDoc shows none).
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; font-src 'self' data:; worker-src 'self' blob:; "
+    "connect-src 'self'"
+)
 
 
 @router.get("/docs")
 async def swagger_ui(request: Request) -> HTMLResponse:
     """Serve the Swagger UI; its Authorize button uses the OAuth2 password flow."""
-    return get_swagger_ui_html(
+    page = get_swagger_ui_html(
         openapi_url=request.app.openapi_url,
         title=f"{request.app.title} - Swagger UI",
         swagger_js_url=f"{STATIC}/swagger-ui/swagger-ui-bundle.js",
@@ -28,6 +35,8 @@ async def swagger_ui(request: Request) -> HTMLResponse:
         init_oauth={"usePkceWithAuthorizationCodeGrant": False},
         swagger_ui_parameters={"persistAuthorization": True, "tokenUrl": TOKEN_URL},
     )
+    page.headers["Content-Security-Policy"] = DOCS_CSP
+    return page
 
 
 @router.get("/docs/oauth2-redirect")
@@ -39,10 +48,12 @@ async def swagger_ui_redirect() -> HTMLResponse:
 @router.get("/redoc")
 async def redoc(request: Request) -> HTMLResponse:
     """Serve ReDoc, without Google Fonts."""
-    return get_redoc_html(
+    page = get_redoc_html(
         openapi_url=request.app.openapi_url,
         title=f"{request.app.title} - ReDoc",
         redoc_js_url=f"{STATIC}/redoc/redoc.standalone.js",
         redoc_favicon_url=f"{STATIC}/swagger-ui/favicon-32x32.png",
         with_google_fonts=False,
     )
+    page.headers["Content-Security-Policy"] = DOCS_CSP
+    return page

@@ -28,6 +28,16 @@ _LEAD_EXAMPLE: dict[str, JsonValue] = {
     "notes": "Asked for a demo next week.",
 }
 
+_LEAD_READ_EXAMPLE: dict[str, JsonValue] = {
+    **_LEAD_EXAMPLE,
+    "id": 42,
+    "phone": "+14155550100",
+    "sms_opted_out": False,
+    "owner_id": 1,
+    "created_at": "2026-01-05T09:30:00Z",
+    "updated_at": "2026-01-05T09:30:00Z",
+}
+
 
 class LeadCreate(InputModel):
     """A new lead. The server sets id, owner, opt-out flag and timestamps."""
@@ -64,21 +74,7 @@ class LeadUpdate(InputModel):
 class LeadRead(OutputModel):
     """A lead as the API returns it."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    **_LEAD_EXAMPLE,
-                    "id": 42,
-                    "phone": "+14155550100",
-                    "sms_opted_out": False,
-                    "owner_id": 1,
-                    "created_at": "2026-01-05T09:30:00Z",
-                    "updated_at": "2026-01-05T09:30:00Z",
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [_LEAD_READ_EXAMPLE]})
 
     id: int
     name: str
@@ -95,6 +91,12 @@ class LeadRead(OutputModel):
 
 class LeadPage(Page[LeadRead]):
     """A page of leads."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"items": [_LEAD_READ_EXAMPLE], "total": 1, "limit": 50, "offset": 0}]
+        }
+    )
 
 
 class LeadSort(StrEnum):

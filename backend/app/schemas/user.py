@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import ConfigDict, Field, Strict, StringConstraints, field_validator
+from pydantic import ConfigDict, Field, JsonValue, Strict, StringConstraints, field_validator
 
 from backend.app.models.user import UserRole
 from backend.app.schemas.common import (
@@ -19,6 +19,15 @@ Password = Annotated[str, Strict(), StringConstraints(min_length=8, max_length=1
 FullName = Annotated[
     str, Strict(), StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
 ]
+
+_USER_READ_EXAMPLE: dict[str, JsonValue] = {
+    "id": 1,
+    "email": "ada@example.com",
+    "full_name": "Ada",
+    "role": "member",
+    "is_active": True,
+    "created_at": "2026-01-05T09:30:00Z",
+}
 
 
 class UserRegister(InputModel):
@@ -58,20 +67,7 @@ class UserUpdate(InputModel):
 class UserRead(OutputModel):
     """A user as the API shows it: never a password or a hash."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": 1,
-                    "email": "ada@example.com",
-                    "full_name": "Ada",
-                    "role": "member",
-                    "is_active": True,
-                    "created_at": "2026-01-05T09:30:00Z",
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [_USER_READ_EXAMPLE]})
 
     id: int
     email: str
@@ -83,6 +79,12 @@ class UserRead(OutputModel):
 
 class UserPage(Page[UserRead]):
     """A page of users."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"items": [_USER_READ_EXAMPLE], "total": 1, "limit": 50, "offset": 0}]
+        }
+    )
 
 
 class Token(OutputModel):
