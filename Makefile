@@ -7,7 +7,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format typecheck migrate create-admin docs bench clean
+.PHONY: help run worker test lint format typecheck migrate create-admin docs bench clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ $(DEV_STAMP): pyproject.toml constraints.txt | $(BIN)/python
 
 run: $(RUN_STAMP) ## Migrate and serve on HOST:PORT (default 127.0.0.1:8000, SQLite in data/)
 	$(BIN)/python -m backend.app.cli serve
+
+worker: $(RUN_STAMP) ## Run the SMS worker (sends queued texts; run several on PostgreSQL)
+	$(BIN)/python -m backend.app.worker
 
 test: $(DEV_STAMP) lint typecheck ## Lint, format check, types, then the whole suite
 	$(BIN)/pytest
@@ -48,6 +51,12 @@ create-admin: $(RUN_STAMP) ## Create an admin: make create-admin EMAIL=you@examp
 
 docs: $(RUN_STAMP) ## Regenerate backend/app/docs/openapi.json and api.md from the app
 	$(BIN)/python -m backend.app.docs.generate
+
+bench: $(DEV_STAMP) ## Benchmark on PostgreSQL against a bare Starlette+asyncpg baseline (~4 min)
+	@command -v wrk >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; \
+		else sudo -n apt-get update -qq && sudo -n apt-get install -y -qq wrk; fi; }
+	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
 
 clean: ## Remove the virtual environment and caches (keeps data/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -33,6 +33,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
 BACKENDS = ["sqlite", "postgresql"]
+TEST_TWILIO_AUTH_TOKEN = "test-twilio-auth-token-0123456789"
 
 
 def run_in_thread(fn: Any, *args: Any) -> Any:
@@ -50,6 +51,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "redis_url": None,
         "first_admin_email": None,
         "first_admin_password": None,
+        "worker_in_app": False,  # tests that need the SMS worker start it themselves
+        "twilio_auth_token": TEST_TWILIO_AUTH_TOKEN,  # signs webhooks in tests
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -1,4 +1,4 @@
-"""Command line: `python -m backend.app.cli {serve,migrate,create-admin}`.
+"""Command line: `python -m backend.app.cli {serve,migrate,worker,create-admin}`.
 
 `serve` is what `make run` and the container run: it applies migrations (unless
 `--no-migrate`), then serves the app with uvicorn on HOST:PORT from the settings.
@@ -17,9 +17,11 @@ from alembic.config import Config
 from backend.app.core.config import Settings, get_settings
 from backend.app.core.database import create_engine, create_session_factory
 from backend.app.core.errors import EmailTakenError
+from backend.app.core.logging import configure_logging
 from backend.app.core.security import PasswordHasher
 from backend.app.crud import users as crud_users
 from backend.app.models.user import UserRole
+from backend.app.worker import run_worker
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
@@ -75,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--no-migrate", action="store_true", help="skip migrations")
     serve_cmd.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     sub.add_parser("migrate", help="upgrade the database to the latest revision")
+    sub.add_parser("worker", help="run the SMS worker (sends queued texts) until SIGTERM")
     admin_cmd = sub.add_parser("create-admin", help="create an admin user")
     admin_cmd.add_argument("--email", required=True)
     admin_cmd.add_argument("--password", help="prompted for when omitted")
@@ -90,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         serve(settings, run_migrations=not args.no_migrate, workers=args.workers)
     elif args.command == "migrate":
         migrate(settings)
+    elif args.command == "worker":
+        configure_logging(settings.log_level)
+        asyncio.run(run_worker(settings))
     else:
         password = args.password or getpass.getpass("Password for the new admin: ")
         if not 8 <= len(password) <= 128:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from backend.app.core.config import Settings, get_settings
+from backend.app.core.config import BillingProvider, Settings, get_settings
 from backend.app.core.database import create_engine, create_session_factory
 from backend.app.core.deps import get_current_user
 from backend.app.core.errors import (
@@ -31,7 +31,21 @@ from backend.app.core.middleware import (
 from backend.app.core.rate_limit import create_failure_counter
 from backend.app.core.security import PasswordHasher
 from backend.app.crud import users as crud_users
-from backend.app.routers import auth, docs, health, leads, users
+from backend.app.integrations.stripe import create_checkout_provider
+from backend.app.integrations.twilio import create_twilio_client
+from backend.app.routers import (
+    auth,
+    dev_checkout,
+    docs,
+    health,
+    leads,
+    messages,
+    payments,
+    users,
+    webhooks_stripe,
+    webhooks_twilio,
+)
+from backend.app.worker import BackgroundWorker, SmsWorker
 
 logger = logging.getLogger("app")
 
@@ -43,6 +57,14 @@ A lead tracker: log prospects, update their status, send them SMS follow-ups, bi
 Authenticate with `POST /api/v1/auth/token` (OAuth2 password flow; the **Authorize** button
 does it for you), then send `Authorization: Bearer <token>`. Every error has the body
 `{"code", "message", "details", "request_id"}`.
+
+**Billing.** `POST /api/v1/leads/{id}/payments` answers a `pending` payment with the
+`checkout_url` the lead pays at; the payment becomes `paid`, `failed` or `expired` (final)
+when the payment provider reports back, and a lead whose first payment is paid moves to `won`.
+**Idempotent creates:** send `Idempotency-Key` (1-255 characters, per user, kept 24 hours) to
+retry safely: the same request again replays the first answer (`Idempotent-Replayed: true`);
+the key with another body is 409 `idempotency_key_reused`; while the first still runs, 409
+`idempotency_key_in_use`.
 """
 
 
@@ -59,10 +81,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         limit=settings.login_max_failures,
         window_seconds=settings.login_window_seconds,
     )
+    app.state.sms_sender = create_twilio_client(settings)
+    app.state.checkout_provider = create_checkout_provider(settings)
+    sms_worker: BackgroundWorker | None = None
     try:
         await _create_first_admin(app)
+        if settings.run_worker_in_app:  # the SQLite default: `make run` sends texts too
+            sms_worker = BackgroundWorker(
+                SmsWorker(
+                    settings=settings,
+                    session_factory=app.state.session_factory,
+                    sender=app.state.sms_sender,
+                ),
+                grace_seconds=2 * settings.sms_send_budget_seconds,
+            )
         yield
     finally:
+        if sms_worker is not None:
+            await sms_worker.stop()
+        await app.state.sms_sender.aclose()
+        await app.state.checkout_provider.aclose()
         await app.state.login_failures.close()
         await engine.dispose()
 
@@ -122,6 +160,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(build_api_router())
+    if settings.billing_provider is BillingProvider.FAKE:  # never in production
+        app.include_router(dev_checkout.router)
     return app
 
 
@@ -129,6 +169,8 @@ def build_api_router() -> APIRouter:
     """Return `/api/v1`: public routes first, then routes that need a bearer token."""
     api = APIRouter(prefix=API_PREFIX, responses=error_responses(500))
     api.include_router(auth.router)
+    api.include_router(webhooks_twilio.router)  # authenticated by X-Twilio-Signature
+    api.include_router(webhooks_stripe.router)  # authenticated by Stripe-Signature
 
     protected = APIRouter(
         dependencies=[Depends(get_current_user)],
@@ -136,6 +178,8 @@ def build_api_router() -> APIRouter:
     )
     protected.include_router(users.router)
     protected.include_router(leads.router)
+    protected.include_router(messages.router)
+    protected.include_router(payments.router)
     api.include_router(protected)
     return api
 

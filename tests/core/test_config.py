@@ -20,7 +20,14 @@ def test_development_needs_no_configuration() -> None:
 
 
 def test_production_accepts_safe_settings() -> None:
-    prod = settings(environment="production", secret_key=STRONG_KEY, database_url=POSTGRES)
+    prod = settings(
+        environment="production",
+        secret_key=STRONG_KEY,
+        database_url=POSTGRES,
+        billing_provider="stripe",  # the fake checkout is refused in production
+        stripe_secret_key="sk_live_x",
+        stripe_webhook_secret="whsec_x",
+    )
     assert prod.is_production
 
 

@@ -8,11 +8,13 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0123456789"  # noqa: S105 - dev only, refused in prod
 MIN_SECRET_KEY_LENGTH = 32
+DEV_STRIPE_WEBHOOK_SECRET = "whsec_dev_insecure_fake_checkout_only"  # noqa: S105 - refused in prod
+STRIPE_MAX_BACKOFF_SECONDS = 5.0  # longest wait between two tries of a Stripe call
 
 
 class Environment(StrEnum):
@@ -21,6 +23,20 @@ class Environment(StrEnum):
     DEVELOPMENT = "development"
     TEST = "test"
     PRODUCTION = "production"
+
+
+class SmsProvider(StrEnum):
+    """Who sends texts: Twilio, or the zero-setup console provider that only logs them."""
+
+    CONSOLE = "console"
+    TWILIO = "twilio"
+
+
+class BillingProvider(StrEnum):
+    """Who runs checkout: Stripe, or the zero-setup fake checkout page (not in production)."""
+
+    FAKE = "fake"
+    STRIPE = "stripe"
 
 
 class Settings(BaseSettings):
@@ -51,6 +67,44 @@ class Settings(BaseSettings):
     default_phone_region: str = "US"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
 
+    # --- SMS (Twilio). `console` logs texts instead of sending them (zero setup). ---
+    sms_provider: SmsProvider = SmsProvider.CONSOLE
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None  # also checks webhook signatures
+    twilio_from_number: str | None = None  # or a Messaging Service:
+    twilio_messaging_service_sid: str | None = None
+    twilio_api_base_url: str = "https://api.twilio.com"
+    twilio_timeout_seconds: float = Field(default=10.0, gt=0)  # per HTTP call, enforced
+    twilio_max_retries: int = Field(default=2, ge=0, le=10)  # in-client, 429/connect only
+    twilio_max_retry_wait_seconds: float = Field(default=10.0, gt=0)
+    # The URL Twilio calls us at (signatures and StatusCallback); no trailing slash.
+    public_base_url: str = "http://127.0.0.1:8000"
+    sms_daily_limit: int = Field(default=200, ge=0)  # outbound texts per user per 24 h
+    sms_max_attempts: int = Field(default=5, ge=1)  # worker tries before `failed`
+    sms_retry_base_seconds: float = Field(default=10.0, gt=0)  # worker backoff: base * 2^n
+    sms_retry_max_seconds: float = Field(default=600.0, gt=0)
+
+    # --- Worker (python -m backend.app.worker) ---
+    # Run the send loop inside the API process too; unset = on with SQLite, off otherwise.
+    worker_in_app: bool | None = None
+    worker_poll_seconds: float = Field(default=0.5, gt=0)
+    worker_concurrency: int = Field(default=50, ge=1, le=500)  # rows claimed & sent per round
+    worker_lease_seconds: float = Field(default=120.0, gt=0)
+
+    # --- Billing (Stripe Checkout). `fake` serves a local checkout page (zero setup). ---
+    billing_provider: BillingProvider = BillingProvider.FAKE
+    stripe_secret_key: SecretStr | None = None  # sk_test_... / sk_live_...
+    # Verifies Stripe-Signature on /api/v1/webhooks/stripe; the fake signs with it too.
+    stripe_webhook_secret: SecretStr = SecretStr(DEV_STRIPE_WEBHOOK_SECRET)
+    stripe_api_base_url: str = "https://api.stripe.com"  # tests: a local stand-in
+    stripe_timeout_seconds: float = Field(default=10.0, gt=0)  # per HTTP call, enforced
+    stripe_max_retries: int = Field(default=2, ge=0, le=5)  # transient failures only
+    # Where Stripe sends the payer after checkout; {CHECKOUT_SESSION_ID} is filled in.
+    checkout_success_url: str = (
+        "http://127.0.0.1:3000/payments/success?session_id={CHECKOUT_SESSION_ID}"
+    )
+    checkout_cancel_url: str = "http://127.0.0.1:3000/payments/canceled"
+
     @model_validator(mode="before")
     @classmethod
     def _split_cors_origins(cls, data: object) -> object:
@@ -61,6 +115,49 @@ class Settings(BaseSettings):
                 data = {k: v for k, v in data.items() if k.lower() != "cors_origins"}
                 data["cors_origins"] = [o.strip() for o in raw.split(",") if o.strip()]
         return data
+
+    @field_validator("worker_in_app", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """Read an empty WORKER_IN_APP= as unset (the default for the database)."""
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _check_sms(self) -> Self:
+        """Require Twilio credentials for the Twilio provider and a lease longer than a send.
+
+        Raises:
+            ValueError: a Twilio setting is missing, or WORKER_LEASE_SECONDS is too short.
+        """
+        if self.sms_provider is SmsProvider.TWILIO and not (
+            self.twilio_account_sid
+            and self.twilio_auth_token
+            and self.twilio_auth_token.get_secret_value()
+            and (self.twilio_from_number or self.twilio_messaging_service_sid)
+        ):
+            raise ValueError(
+                "SMS_PROVIDER=twilio needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and "
+                "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID."
+            )
+        if self.worker_lease_seconds <= 2 * self.sms_send_budget_seconds:
+            raise ValueError(
+                f"WORKER_LEASE_SECONDS must exceed the longest possible lookup plus send "
+                f"({2 * self.sms_send_budget_seconds:g} s with these TWILIO_* settings)."
+            )
+        return self
+
+    @property
+    def sms_send_budget_seconds(self) -> float:
+        """The longest one send may take: every try timing out, with the longest waits."""
+        tries = self.twilio_max_retries + 1
+        return (
+            tries * self.twilio_timeout_seconds + (tries - 1) * self.twilio_max_retry_wait_seconds
+        )
+
+    @property
+    def run_worker_in_app(self) -> bool:
+        """Whether the API process runs the SMS send loop (default: with SQLite only)."""
+        return self.is_sqlite if self.worker_in_app is None else self.worker_in_app
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:
@@ -81,6 +178,32 @@ class Settings(BaseSettings):
             raise ValueError("DATABASE_URL must point at PostgreSQL in production, not SQLite.")
         if self.debug:
             raise ValueError("DEBUG must be off in production.")
+        return self
+
+    @field_validator("stripe_webhook_secret", mode="before")
+    @classmethod
+    def _empty_webhook_secret_is_unset(cls, value: object) -> object:
+        """Read `STRIPE_WEBHOOK_SECRET=` (empty, as in .env.example) as not set."""
+        return DEV_STRIPE_WEBHOOK_SECRET if value in ("", None) else value
+
+    @model_validator(mode="after")
+    def _check_billing(self) -> Self:
+        """Require a Stripe key for the Stripe provider; refuse the fake one in production.
+
+        Raises:
+            ValueError: STRIPE_SECRET_KEY is missing, or production uses the fake provider
+                or the development webhook secret.
+        """
+        if self.billing_provider is BillingProvider.STRIPE and not (
+            self.stripe_secret_key and self.stripe_secret_key.get_secret_value()
+        ):
+            raise ValueError("BILLING_PROVIDER=stripe needs STRIPE_SECRET_KEY.")
+        if self.environment is not Environment.PRODUCTION:
+            return self
+        if self.billing_provider is BillingProvider.FAKE:
+            raise ValueError("BILLING_PROVIDER=fake is for development; use stripe in production.")
+        if self.stripe_webhook_secret.get_secret_value() == DEV_STRIPE_WEBHOOK_SECRET:
+            raise ValueError("STRIPE_WEBHOOK_SECRET must be set (whsec_...) in production.")
         return self
 
     @property

@@ -1,7 +1,9 @@
 """FastAPI dependencies shared by every router, as `Annotated` aliases.
 
 Handlers declare what they need (`session: SessionDep`, `user: CurrentUser`) and FastAPI
-injects it; nothing is imported as a module-level global.
+injects it; nothing is imported as a module-level global. Dependencies are `async def`
+even when they do not await: FastAPI runs a plain `def` one in a worker thread, a thread hop
+on every request that uses it.
 """
 
 from typing import Annotated
@@ -15,6 +17,7 @@ from backend.app.core.database import get_session
 from backend.app.core.errors import ForbiddenError, UnauthorizedError
 from backend.app.core.rate_limit import FailureCounter
 from backend.app.core.security import PasswordHasher, decode_access_token
+from backend.app.integrations.stripe import CheckoutProvider
 from backend.app.models.user import User
 
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a URL, not a secret
@@ -22,19 +25,19 @@ TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a URL, not a secret
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     """Return the settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_password_hasher(request: Request) -> PasswordHasher:
+async def get_password_hasher(request: Request) -> PasswordHasher:
     """Return the app's password hasher (created in the lifespan)."""
     hasher: PasswordHasher = request.app.state.password_hasher
     return hasher
 
 
-def get_login_failures(request: Request) -> FailureCounter:
+async def get_login_failures(request: Request) -> FailureCounter:
     """Return the counter of failed logins (created in the lifespan)."""
     counter: FailureCounter = request.app.state.login_failures
     return counter
@@ -44,6 +47,15 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 HasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
 LoginFailuresDep = Annotated[FailureCounter, Depends(get_login_failures)]
+
+
+def get_checkout_provider(request: Request) -> CheckoutProvider:
+    """Return the billing provider (Stripe or the fake) created in the lifespan."""
+    provider: CheckoutProvider = request.app.state.checkout_provider
+    return provider
+
+
+CheckoutProviderDep = Annotated[CheckoutProvider, Depends(get_checkout_provider)]
 
 
 async def get_current_user(

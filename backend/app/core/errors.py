@@ -199,6 +199,143 @@ class ServiceUnavailableError(AppError):
     default_message = GENERIC_MESSAGES[503]
 
 
+# --- SMS (messages API, Twilio webhooks, Twilio client) ----------------------------------
+
+
+class LeadHasNoPhoneError(ConflictError):
+    """A text was queued for a lead without a phone number."""
+
+    code = "lead_has_no_phone"
+    default_message = "This lead has no phone number to text."
+
+
+class LeadOptedOutError(ConflictError):
+    """A text was queued for a lead who replied STOP."""
+
+    code = "lead_opted_out"
+    default_message = "This lead opted out of text messages (replied STOP)."
+
+
+class MessageNotCancelableError(ConflictError):
+    """Only a `scheduled` message can be canceled."""
+
+    code = "message_not_cancelable"
+    default_message = "Only a scheduled message can be canceled."
+
+
+class SmsQuotaExceededError(RateLimitedError):
+    """The user queued SMS_DAILY_LIMIT texts in the last 24 hours."""
+
+    code = "sms_quota_exceeded"
+    default_message = "You reached your limit of text messages for the last 24 hours."
+
+
+class InvalidWebhookSignatureError(ForbiddenError):
+    """A webhook came without a valid provider signature."""
+
+    code = "invalid_signature"
+    default_message = "The webhook signature is missing or invalid."
+
+
+class SmsProviderError(IntegrationError):
+    """The SMS provider refused a request; `provider_code` is its error code, if any."""
+
+    code = "sms_provider_error"
+    default_message = "The SMS provider refused the request."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        provider_code: int | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider_code = provider_code
+        self.status = status
+
+
+class SmsRecipientOptedOutError(SmsProviderError):
+    """The provider refused a text because the recipient opted out (Twilio 21610)."""
+
+    code = "sms_recipient_opted_out"
+    default_message = "The recipient opted out of text messages."
+
+
+class SmsProviderUnavailableError(SmsProviderError):
+    """The request surely was not accepted (429, connection failed): safe to try again."""
+
+    code = "sms_provider_unavailable"
+    default_message = "The SMS provider is unavailable; retry later."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        provider_code: int | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, provider_code=provider_code, status=status)
+        self.retry_after = retry_after
+
+
+class SmsOutcomeUnknownError(SmsProviderError):
+    """The provider may have accepted the text (5xx, read timeout): look it up, never resend."""
+
+    code = "sms_outcome_unknown"
+    default_message = "The SMS provider did not confirm the text; it may have been sent."
+
+
+# --- Billing (payments API, Stripe webhook, Stripe client) and idempotent requests -------
+
+
+class LeadHasPaymentsError(ConflictError):
+    """A lead with payments cannot be deleted: they are its billing record."""
+
+    code = "lead_has_payments"
+    default_message = "This lead has payments and cannot be deleted."
+
+
+class IdempotencyKeyReusedError(ConflictError):
+    """An Idempotency-Key came again with another method, path or body."""
+
+    code = "idempotency_key_reused"
+    default_message = "This Idempotency-Key was already used for a different request."
+
+
+class IdempotencyKeyInUseError(ConflictError):
+    """An Idempotency-Key came again while its first request is still running."""
+
+    code = "idempotency_key_in_use"
+    default_message = "A request with this Idempotency-Key is still running; retry later."
+
+
+class InvalidStripeSignatureError(BadRequestError):
+    """A Stripe webhook without a valid Stripe-Signature within the tolerance window."""
+
+    code = "invalid_signature"
+    default_message = "The Stripe-Signature header is missing, invalid or too old."
+
+
+class PaymentProviderError(IntegrationError):
+    """The payment provider is down, timed out or failed; nothing was stored. Retry later."""
+
+    default_message = "The payment provider failed or did not answer; retry later."
+
+
+class PaymentRejectedError(InvalidFieldError):
+    """The payment provider refused the amount or currency (e.g. below its minimum charge)."""
+
+    code = "payment_rejected"
+    default_message = "The payment provider refused this amount or currency."
+
+    def __init__(self, field: str | None, provider_code: str | None) -> None:
+        loc: list[str | int] = ["body", field] if field else ["body"]
+        super().__init__(loc, f"Refused by the payment provider ({provider_code or 'invalid'}).")
+        self.message = self.default_message
+
+
 STATUS_BY_ERROR: dict[type[AppError], int] = {
     BadRequestError: 400,
     UnauthorizedError: 401,

@@ -44,3 +44,5 @@ def configure_logging(level: str) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every outbound request at INFO; our integrations log what matters themselves.
+    logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))

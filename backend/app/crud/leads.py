@@ -10,10 +10,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.app.core.errors import InvalidFieldError, NotFoundError
+from backend.app.core.errors import InvalidFieldError, LeadHasPaymentsError, NotFoundError
 from backend.app.core.phone import InvalidPhoneNumberError, normalize_phone
 from backend.app.models.base import utcnow
 from backend.app.models.lead import Lead, LeadStatus
+from backend.app.models.payment import Payment
 from backend.app.models.user import User
 from backend.app.schemas.common import PageParams
 from backend.app.schemas.lead import LeadCreate, LeadSort, LeadUpdate
@@ -87,7 +88,13 @@ async def update_lead(
 
 
 async def delete_lead(session: AsyncSession, *, lead: Lead) -> None:
-    """Delete `lead`."""
+    """Delete `lead`.
+
+    Raises:
+        LeadHasPaymentsError: the lead has payments (its billing record stays).
+    """
+    if await session.scalar(select(Payment.id).where(Payment.lead_id == lead.id).limit(1)):
+        raise LeadHasPaymentsError
     await session.delete(lead)
     await session.flush()
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from backend.app.core.deps import CurrentUser, SessionDep, SettingsDep
-from backend.app.core.errors import NotFoundError, error_responses
+from backend.app.core.errors import LeadHasPaymentsError, NotFoundError, error_responses
 from backend.app.crud import leads as crud_leads
 from backend.app.crud.leads import LeadFilters
 from backend.app.models.lead import LeadStatus
@@ -106,13 +106,14 @@ async def update_lead(
 @router.delete(
     "/{lead_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(NotFoundError, 422),
+    responses=error_responses(NotFoundError, LeadHasPaymentsError, 422),
 )
 async def delete_lead(lead_id: LeadId, user: CurrentUser, session: SessionDep) -> None:
     """Delete a lead.
 
     Raises:
         NotFoundError: no such lead, or another member's.
+        LeadHasPaymentsError: the lead has payments.
     """
     lead = await crud_leads.get_lead(session, lead_id=lead_id, user=user)
     await crud_leads.delete_lead(session, lead=lead)

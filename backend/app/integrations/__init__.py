@@ -1,0 +1,1 @@
+"""External services, one package per provider: `<name>/<name>.py` is the primary module."""

@@ -1,0 +1,97 @@
+"""The `messages` table: SMS follow-ups to a lead (outbound) and their replies (inbound).
+
+An outbound row is also the outbox entry the worker sends from: `due_at`, `attempts`,
+`lease_expires_at`, `claim_token` and `outcome_unknown_since` are its bookkeeping and never
+leave the server. See `backend/app/worker/sms_worker.py` for the rules.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.app.models.base import Base, BigIntId, utcnow
+
+
+class MessageDirection(StrEnum):
+    """Whether we sent the text or the lead did."""
+
+    OUTBOUND = "outbound"
+    INBOUND = "inbound"
+
+
+class MessageStatus(StrEnum):
+    """Where a message stands.
+
+    Outbound: `scheduled` -> `queued` -> `sending` -> `sent` -> `delivered` | `undelivered`,
+    or `failed`; `canceled` from `scheduled`. Inbound messages are `received`.
+    """
+
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    RECEIVED = "received"
+
+
+PENDING_STATUSES = (MessageStatus.SCHEDULED, MessageStatus.QUEUED)
+FINAL_STATUSES = frozenset(
+    {
+        MessageStatus.DELIVERED,
+        MessageStatus.UNDELIVERED,
+        MessageStatus.FAILED,
+        MessageStatus.CANCELED,
+        MessageStatus.RECEIVED,
+    }
+)
+
+
+def _enum(enum_class: type[StrEnum], name: str) -> Enum:
+    return Enum(
+        enum_class,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+class Message(Base):
+    """One SMS to or from a lead. Deleted with its lead (ON DELETE CASCADE)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_lead_id_created_at_id", "lead_id", "created_at", "id"),
+        Index("ix_messages_status_due_at", "status", "due_at"),
+        UniqueConstraint("provider_message_id", "lead_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    direction: Mapped[MessageDirection] = mapped_column(
+        _enum(MessageDirection, "message_direction")
+    )
+    status: Mapped[MessageStatus] = mapped_column(_enum(MessageStatus, "message_status"))
+    body: Mapped[str] = mapped_column(Text)
+    # The lead's number the text goes to (outbound) or came from (inbound), in E.164.
+    phone: Mapped[str] = mapped_column(String(20))
+    send_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    provider_message_id: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(String(500))
+    # Outbox bookkeeping (worker only).
+    due_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    lease_expires_at: Mapped[datetime | None]
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    outcome_unknown_since: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,58 @@
+"""The `payments` table: a charge billed to a lead through a hosted checkout page."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.app.models.base import Base, BigIntId, utcnow
+
+
+class PaymentStatus(StrEnum):
+    """Where a payment stands: `pending` until the provider says `paid`, `failed` or `expired`.
+
+    The three outcomes are final: a late or replayed webhook event never changes them.
+    """
+
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+class Payment(Base):
+    """One charge to a lead. A lead with payments cannot be deleted (ON DELETE RESTRICT).
+
+    `provider_payment_id` is the checkout session's id (`cs_...`); `checkout_url` its page.
+    Both are set in the same transaction that inserts the row, so neither is ever missing
+    from a stored payment.
+    """
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        Index("ix_payments_lead_id_created_at_id", "lead_id", "created_at", "id"),
+        UniqueConstraint("provider_payment_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="RESTRICT"))
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    description: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[PaymentStatus] = mapped_column(
+        Enum(
+            PaymentStatus,
+            name="payment_status",
+            native_enum=False,
+            create_constraint=True,
+            length=16,
+            values_callable=lambda e: [m.value for m in e],
+        ),
+        default=PaymentStatus.PENDING,
+    )
+    checkout_url: Mapped[str | None] = mapped_column(Text)
+    provider_payment_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

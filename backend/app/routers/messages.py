@@ -1,0 +1,104 @@
+"""Message routes: queue, list and cancel SMS follow-ups to a lead.
+
+Queuing only stores the message (an outbox row committed with the request); the worker
+sends it after the response. Nothing here talks to the SMS provider.
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, status
+
+from backend.app.core.deps import CurrentUser, SessionDep, SettingsDep
+from backend.app.core.errors import (
+    LeadHasNoPhoneError,
+    LeadOptedOutError,
+    MessageNotCancelableError,
+    NotFoundError,
+    SmsQuotaExceededError,
+    error_responses,
+)
+from backend.app.crud import leads as crud_leads
+from backend.app.crud import messages as crud_messages
+from backend.app.schemas.common import PageParams
+from backend.app.schemas.message import MessageCreate, MessagePage, MessageRead
+
+router = APIRouter(prefix="/leads/{lead_id}/messages", tags=["messages"])
+
+LeadId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The lead's id.")]
+MessageId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The message's id.")]
+
+
+@router.post(
+    "",
+    response_model=MessageRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(
+        NotFoundError,
+        LeadHasNoPhoneError,
+        LeadOptedOutError,
+        SmsQuotaExceededError,
+        413,
+        415,
+        422,
+    ),
+)
+async def create_message(
+    lead_id: LeadId,
+    body: MessageCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> MessageRead:
+    """Queue a text to the lead: `queued` now, or `scheduled` for `send_at`.
+
+    The worker sends it after this response. Each user may queue SMS_DAILY_LIMIT texts in
+    any 24 hours.
+
+    Raises:
+        NotFoundError: no such lead, or another member's.
+        LeadHasNoPhoneError: the lead has no phone number.
+        LeadOptedOutError: the lead replied STOP.
+        SmsQuotaExceededError: the daily limit is reached (429, with Retry-After).
+    """
+    lead = await crud_leads.get_lead(session, lead_id=lead_id, user=user)
+    message = await crud_messages.create_message(
+        session, lead=lead, data=body, user=user, daily_limit=settings.sms_daily_limit
+    )
+    return MessageRead.model_validate(message)
+
+
+@router.get("", response_model=MessagePage, responses=error_responses(NotFoundError, 422))
+async def list_messages(
+    lead_id: LeadId,
+    user: CurrentUser,
+    session: SessionDep,
+    page: Annotated[PageParams, Depends()],
+) -> MessagePage:
+    """Return a page of the lead's messages, both directions, newest first.
+
+    Raises:
+        NotFoundError: no such lead, or another member's.
+    """
+    lead = await crud_leads.get_lead(session, lead_id=lead_id, user=user)
+    messages, total = await crud_messages.list_messages(session, lead=lead, page=page)
+    items = [MessageRead.model_validate(message) for message in messages]
+    return MessagePage(items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+@router.delete(
+    "/{message_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(NotFoundError, MessageNotCancelableError, 422),
+)
+async def cancel_message(
+    lead_id: LeadId, message_id: MessageId, user: CurrentUser, session: SessionDep
+) -> None:
+    """Cancel a scheduled message; it stays in the list as `canceled`.
+
+    Raises:
+        NotFoundError: no such lead or message.
+        MessageNotCancelableError: the message is not `scheduled` (already sent, etc.).
+    """
+    lead = await crud_leads.get_lead(session, lead_id=lead_id, user=user)
+    message = await crud_messages.get_message_for_update(session, lead=lead, message_id=message_id)
+    await crud_messages.cancel_message(session, message=message)

@@ -1,0 +1,105 @@
+"""Payment routes: bill a lead through a hosted checkout page, and list its payments.
+
+Creates accept an `Idempotency-Key` header (see `core/idempotency.py`).
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, Response, status
+
+from backend.app.core.deps import CheckoutProviderDep, CurrentUser, SessionDep
+from backend.app.core.errors import (
+    IdempotencyKeyInUseError,
+    IdempotencyKeyReusedError,
+    NotFoundError,
+    PaymentProviderError,
+    PaymentRejectedError,
+    error_responses,
+)
+from backend.app.core.idempotency import IdempotencyKeyHeader, run_idempotent
+from backend.app.crud import leads as crud_leads
+from backend.app.crud import payments as crud_payments
+from backend.app.schemas.common import PageParams
+from backend.app.schemas.payment import PaymentCreate, PaymentPage, PaymentRead
+
+router = APIRouter(prefix="/leads/{lead_id}/payments", tags=["payments"])
+
+LeadId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The lead's id.")]
+
+
+@router.post(
+    "",
+    response_model=PaymentRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        **error_responses(
+            NotFoundError,
+            IdempotencyKeyReusedError,
+            IdempotencyKeyInUseError,
+            PaymentRejectedError,
+            PaymentProviderError,
+            413,
+            415,
+            422,
+        ),
+        201: {
+            "description": "The payment, `pending`, with the `checkout_url` the lead pays at. "
+            "A replay of an earlier request with the same Idempotency-Key carries the header "
+            "`Idempotent-Replayed: true`.",
+        },
+    },
+)
+async def create_payment(
+    lead_id: LeadId,
+    body: PaymentCreate,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    checkout: CheckoutProviderDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> PaymentRead | Response:
+    """Bill a lead: create a pending payment and its checkout session.
+
+    The checkout session is opened before the answer; if the payment provider is down or
+    times out the answer is 502 and nothing is stored.
+
+    Raises:
+        NotFoundError: no such lead, or another member's.
+        PaymentProviderError: the payment provider failed (502).
+        PaymentRejectedError: the payment provider refused the amount or currency (422).
+    """
+    lead = await crud_leads.get_lead(session, lead_id=lead_id, user=user)
+
+    async def create() -> PaymentRead:
+        payment = await crud_payments.create_payment(
+            session, lead=lead, data=body, creator=user, checkout=checkout
+        )
+        return PaymentRead.model_validate(payment)
+
+    return await run_idempotent(
+        request,
+        session=session,
+        user_id=user.id,
+        key=idempotency_key,
+        body=body,
+        status_code=status.HTTP_201_CREATED,
+        action=create,
+    )
+
+
+@router.get("", response_model=PaymentPage, responses=error_responses(NotFoundError, 422))
+async def list_payments(
+    lead_id: LeadId,
+    user: CurrentUser,
+    session: SessionDep,
+    page: Annotated[PageParams, Depends()],
+) -> PaymentPage:
+    """Return a page of a lead's payments, newest first.
+
+    Raises:
+        NotFoundError: no such lead, or another member's.
+    """
+    lead = await crud_leads.get_lead(session, lead_id=lead_id, user=user)
+    payments, total = await crud_payments.list_payments(session, lead=lead, page=page)
+    items = [PaymentRead.model_validate(payment) for payment in payments]
+    return PaymentPage(items=items, total=total, limit=page.limit, offset=page.offset)

@@ -1,0 +1,24 @@
+"""Run the SMS worker: `python -m backend.app.worker` (also `python -m backend.app.cli worker`).
+
+Settings come from the environment, as for the API. Run as many processes as you like on
+PostgreSQL; SIGTERM or Ctrl-C finishes the current round, then exits.
+"""
+
+import asyncio
+import sys
+
+from backend.app.core.config import get_settings
+from backend.app.core.logging import configure_logging
+from backend.app.worker.sms_worker import run_worker
+
+
+def main() -> int:
+    """Run the worker until SIGTERM/SIGINT; return the exit status."""
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    asyncio.run(run_worker(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""The SMS send loop: claim due messages, send them, record what happened.
+
+Runs as its own process (`python -m backend.app.worker`, several at once on PostgreSQL) and,
+on the embedded SQLite default, inside the API process too (`BackgroundWorker`).
+
+Rules:
+- Exactly one owner per message: a claim takes due rows with `FOR UPDATE SKIP LOCKED`, sets
+  them `sending` with a lease (WORKER_LEASE_SECONDS) and a token, and every later write
+  names that token (`crud/outbox.py`).
+- Never two texts for one message. Twilio's Messages API has no idempotency key, so a try
+  that may have reached Twilio (5xx, timeout, dropped connection, or a worker that died
+  mid-send and left the row `sending` past its lease) is never repeated blindly: the row is
+  marked `outcome_unknown_since`, and its next try first lists the recent messages to that
+  number at Twilio; one with the same body, created since then and not owned by another
+  row, is adopted (status `sent`, or the final status Twilio reports). Only when none is
+  found is the text sent again. A status callback, which carries our id in its URL, settles
+  such a row as well.
+- Transient failures (429, connection refused, the unknown outcomes above) are retried with
+  backoff, min(SMS_RETRY_MAX_SECONDS, SMS_RETRY_BASE_SECONDS * 2^(n-1)) with jitter and at
+  least Retry-After, up to SMS_MAX_ATTEMPTS tries; then `failed` with the provider's code.
+- Permanent refusals are `failed` at once; 21610 (recipient opted out) also sets the lead's
+  `sms_opted_out`. A lead that opted out after queuing is `failed` with `lead_opted_out`.
+- A message deleted while in flight (its lead was deleted) is logged and forgotten.
+"""
+
+import asyncio
+import logging
+import random
+import signal
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.app.core.config import Settings
+from backend.app.core.database import create_engine, create_session_factory
+from backend.app.core.errors import (
+    SmsOutcomeUnknownError,
+    SmsProviderError,
+    SmsProviderUnavailableError,
+    SmsRecipientOptedOutError,
+)
+from backend.app.crud import outbox
+from backend.app.crud.messages import TWILIO_STATUSES
+from backend.app.crud.outbox import ClaimedMessage, SendOutcome
+from backend.app.integrations.twilio import ProviderMessage, SmsSender, create_twilio_client
+from backend.app.models.base import utcnow
+from backend.app.models.message import MessageStatus
+
+logger = logging.getLogger("app.worker")
+
+STATUS_CALLBACK_PATH = "/api/v1/webhooks/twilio/status"
+LOOKUP_CLOCK_SKEW = timedelta(minutes=5)
+PRUNE_EVERY = timedelta(hours=1)
+QUOTA_WINDOW = timedelta(hours=24)
+
+
+class SmsWorker:
+    """Sends due messages in rounds of up to WORKER_CONCURRENCY at once."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        sender: SmsSender,
+    ) -> None:
+        self._settings = settings
+        self._sessions = session_factory
+        self._sender = sender
+        self._callback_base = settings.public_base_url.rstrip("/") + STATUS_CALLBACK_PATH
+        self._pruned_at: datetime | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set; a database outage pauses the loop, never ends it."""
+        logger.info("sms worker started", extra={"provider": self._settings.sms_provider.value})
+        while not stop.is_set():
+            try:
+                claimed = await self.run_once()
+                await self._prune_if_due()
+            except (SQLAlchemyError, OSError) as exc:
+                logger.error("sms worker round failed", extra={"error": type(exc).__name__})
+                claimed = 0
+            if claimed < self._settings.worker_concurrency:
+                await _wait_for(stop, self._settings.worker_poll_seconds)
+        logger.info("sms worker stopped")
+
+    async def run_once(self) -> int:
+        """Claim due messages, send them concurrently, record the outcomes; return how many."""
+        settings = self._settings
+        async with self._sessions.begin() as session:
+            claims = await outbox.claim_due(
+                session,
+                now=utcnow(),
+                limit=settings.worker_concurrency,
+                lease=timedelta(seconds=settings.worker_lease_seconds),
+                token=uuid.uuid4().hex,
+            )
+        if not claims:
+            return 0
+        outcomes = await asyncio.gather(*(self._process(claim) for claim in claims))
+        async with self._sessions.begin() as session:
+            await outbox.record_outcomes(session, outcomes=list(outcomes), now=utcnow())
+        return len(claims)
+
+    async def _process(self, claim: ClaimedMessage) -> SendOutcome:
+        """Send one claimed message (after a lookup if an earlier try may have gone out)."""
+        if claim.lead_opted_out:
+            return _failed(claim, "lead_opted_out", "The lead opted out before the text was sent.")
+        try:
+            async with asyncio.timeout(2 * self._settings.sms_send_budget_seconds):
+                if claim.outcome_unknown_since is not None:
+                    found = await self._look_up(claim, claim.outcome_unknown_since)
+                    if found is not None:
+                        return _adopted(claim, found)
+                sent = await self._sender.send(
+                    to=claim.phone,
+                    body=claim.body,
+                    status_callback=f"{self._callback_base}?message_id={claim.id}",
+                )
+        except SmsRecipientOptedOutError as exc:
+            return _failed(claim, str(exc.provider_code), exc.message, opt_out_lead=True)
+        except SmsProviderUnavailableError as exc:
+            return self._retry_or_fail(claim, exc, unknown=False, retry_after=exc.retry_after)
+        except SmsOutcomeUnknownError as exc:
+            return self._retry_or_fail(claim, exc, unknown=True)
+        except SmsProviderError as exc:
+            code = str(exc.provider_code) if exc.provider_code else exc.code
+            return _failed(claim, code, exc.message)
+        except TimeoutError:
+            return self._retry_or_fail(claim, SmsOutcomeUnknownError(), unknown=True)
+        return SendOutcome(
+            message_id=claim.id,
+            lead_id=claim.lead_id,
+            claim_token=claim.claim_token,
+            status=MessageStatus.SENT,
+            provider_message_id=sent.sid,
+        )
+
+    async def _look_up(self, claim: ClaimedMessage, since: datetime) -> ProviderMessage | None:
+        """Find the text an earlier try may have sent: same number and body, not yet owned."""
+        found = await self._sender.find_messages(
+            to=claim.phone, created_after=since - LOOKUP_CLOCK_SKEW
+        )
+        candidates = [m for m in found if m.body == claim.body]
+        for candidate in _oldest_first(candidates):
+            async with self._sessions() as session:
+                taken = await outbox.provider_id_taken(session, provider_message_id=candidate.sid)
+            if not taken:
+                logger.info(
+                    "adopted a text found at the provider instead of sending again",
+                    extra={"message_id": claim.id, "sid": candidate.sid},
+                )
+                return candidate
+        return None
+
+    def _retry_or_fail(
+        self,
+        claim: ClaimedMessage,
+        error: SmsProviderError,
+        *,
+        unknown: bool,
+        retry_after: float | None = None,
+    ) -> SendOutcome:
+        """Queue a retry with backoff, or fail the message after SMS_MAX_ATTEMPTS tries."""
+        settings = self._settings
+        code = str(error.provider_code) if error.provider_code else error.code
+        now = utcnow()
+        unknown_since = (claim.outcome_unknown_since or now) if unknown else None
+        if claim.attempts >= settings.sms_max_attempts:
+            logger.warning("sms failed after retries", extra={"message_id": claim.id, "code": code})
+            return _failed(claim, code, error.message, unknown_since=unknown_since)
+        ceiling = min(
+            settings.sms_retry_max_seconds,
+            settings.sms_retry_base_seconds * 2 ** (claim.attempts - 1),
+        )
+        delay = max(ceiling / 2 + random.uniform(0, ceiling / 2), retry_after or 0.0)  # noqa: S311
+        return SendOutcome(
+            message_id=claim.id,
+            lead_id=claim.lead_id,
+            claim_token=claim.claim_token,
+            status=MessageStatus.QUEUED,
+            error_code=code,
+            error_message=error.message,
+            retry_at=now + timedelta(seconds=delay),
+            outcome_unknown_since=unknown_since,
+        )
+
+    async def _prune_if_due(self) -> None:
+        now = utcnow()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return
+        async with self._sessions.begin() as session:
+            await outbox.prune_sms_usage(session, before=now - QUOTA_WINDOW)
+        self._pruned_at = now
+
+
+def _failed(
+    claim: ClaimedMessage,
+    code: str,
+    message: str,
+    *,
+    opt_out_lead: bool = False,
+    unknown_since: datetime | None = None,
+) -> SendOutcome:
+    return SendOutcome(
+        message_id=claim.id,
+        lead_id=claim.lead_id,
+        claim_token=claim.claim_token,
+        status=MessageStatus.FAILED,
+        error_code=code,
+        error_message=message[:500],
+        outcome_unknown_since=unknown_since,
+        opt_out_lead=opt_out_lead,
+    )
+
+
+def _adopted(claim: ClaimedMessage, found: ProviderMessage) -> SendOutcome:
+    status = TWILIO_STATUSES.get(found.status.lower(), MessageStatus.SENT)
+    failed = status in (MessageStatus.FAILED, MessageStatus.UNDELIVERED)
+    return SendOutcome(
+        message_id=claim.id,
+        lead_id=claim.lead_id,
+        claim_token=claim.claim_token,
+        status=status,
+        provider_message_id=found.sid,
+        error_code=str(found.error_code) if failed and found.error_code else None,
+        error_message=found.error_message if failed else None,
+    )
+
+
+def _oldest_first(messages: Iterable[ProviderMessage]) -> list[ProviderMessage]:
+    return sorted(messages, key=lambda m: (m.created_at is None, m.created_at or utcnow()))
+
+
+async def _wait_for(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds`, or less if `stop` is set meanwhile."""
+    try:
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+    except TimeoutError:
+        return
+
+
+class BackgroundWorker:
+    """The send loop as a task of the API process (SQLite default; WORKER_IN_APP)."""
+
+    def __init__(self, worker: SmsWorker, *, grace_seconds: float) -> None:
+        self._stop = asyncio.Event()
+        self._grace = grace_seconds
+        self._task = asyncio.create_task(worker.run(self._stop), name="sms-worker")
+
+    async def stop(self) -> None:
+        """Let the current round finish (bounded by the grace period), then end the task."""
+        self._stop.set()
+        try:
+            async with asyncio.timeout(self._grace):
+                await asyncio.shield(self._task)
+        except TimeoutError:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+async def run_worker(settings: Settings) -> None:
+    """Run a worker process: engine and SMS client of its own, until SIGTERM or SIGINT."""
+    engine = create_engine(settings)
+    sender = create_twilio_client(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        worker = SmsWorker(
+            settings=settings, session_factory=create_session_factory(engine), sender=sender
+        )
+        await worker.run(stop)
+    finally:
+        await sender.aclose()
+        await engine.dispose()

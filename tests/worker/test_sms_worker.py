@@ -1,0 +1,298 @@
+"""The SMS worker against the Twilio stand-in, on both backends."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from backend.app.core.database import create_engine, create_session_factory
+from backend.app.models import Lead, Message
+from backend.app.worker import SmsWorker
+from tests.factories import make_lead, make_member
+from tests.fakes.twilio_fake import Fault
+from tests.fakes.twilio_fixtures import twilio_client, twilio_settings
+
+PHONE = "+14155550100"
+
+
+async def _queue(client, owner, lead, body, **extra):
+    response = await client.post(
+        f"/api/v1/leads/{lead['id']}/messages", json={"body": body, **extra}, headers=owner.headers
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def _row(app, message_id) -> Message:
+    async with app.state.session_factory() as session:
+        row = await session.get(Message, message_id)
+        assert row is not None
+        return row
+
+
+async def _setup(client):
+    owner = await make_member(client)
+    return owner, await make_lead(client, owner, phone=PHONE)
+
+
+def _worker(app, settings) -> SmsWorker:
+    return SmsWorker(
+        settings=settings, session_factory=app.state.session_factory, sender=twilio_client(settings)
+    )
+
+
+async def test_a_queued_message_is_sent_once(client, app, twilio_fake, database_url):
+    owner, lead = await _setup(client)
+    queued = await _queue(client, owner, lead, "Hello")
+    settings = twilio_settings(twilio_fake, database_url)
+    worker = _worker(app, settings)
+    assert await worker.run_once() == 1
+    assert await worker.run_once() == 0
+    row = await _row(app, queued["id"])
+    [request] = twilio_fake.creates()
+    assert row.status == "sent"
+    assert row.provider_message_id in twilio_fake.messages
+    assert row.sent_at is not None
+    assert (row.claim_token, row.lease_expires_at, row.error_code) == (None, None, None)
+    assert request.form["To"] == PHONE
+    assert request.form["StatusCallback"] == (
+        f"http://127.0.0.1:8000/api/v1/webhooks/twilio/status?message_id={queued['id']}"
+    )
+
+
+async def test_a_scheduled_message_waits_for_send_at(client, app, twilio_fake, database_url):
+    owner, lead = await _setup(client)
+    send_at = datetime.now(UTC) + timedelta(seconds=1.5)
+    queued = await _queue(client, owner, lead, "Later", send_at=send_at.isoformat())
+    worker = _worker(app, twilio_settings(twilio_fake, database_url))
+    assert await worker.run_once() == 0
+    assert (await _row(app, queued["id"])).status == "scheduled"
+    await asyncio.sleep(max(0.0, (send_at - datetime.now(UTC)).total_seconds()) + 0.05)
+    assert await worker.run_once() == 1
+    row = await _row(app, queued["id"])
+    assert row.status == "sent"
+    assert row.sent_at >= send_at
+    assert len(twilio_fake.creates()) == 1
+
+
+async def test_5xx_backs_off_then_looks_up_before_sending_again(
+    client, app, twilio_fake, database_url
+):
+    owner, lead = await _setup(client)
+    queued = await _queue(client, owner, lead, "Hello")
+    twilio_fake.faults.append(Fault(status=500))  # refused, not accepted
+    worker = _worker(app, twilio_settings(twilio_fake, database_url))
+    assert await worker.run_once() == 1
+    row = await _row(app, queued["id"])
+    assert (row.status, row.error_code, row.attempts) == ("queued", "sms_outcome_unknown", 1)
+    assert row.outcome_unknown_since is not None
+    assert row.due_at > datetime.now(UTC) + timedelta(seconds=0.1)  # backoff >= base / 2
+    assert await worker.run_once() == 0  # not due yet
+    await asyncio.sleep((row.due_at - datetime.now(UTC)).total_seconds() + 0.05)
+    assert await worker.run_once() == 1
+    row = await _row(app, queued["id"])
+    assert row.status == "sent"
+    assert [r.method for r in twilio_fake.requests] == ["POST", "GET", "POST"]
+    assert len(twilio_fake.messages) == 1
+
+
+async def test_5xx_after_twilio_accepted_is_adopted_not_resent(
+    client, app, twilio_fake, database_url
+):
+    owner, lead = await _setup(client)
+    queued = await _queue(client, owner, lead, "Hello")
+    twilio_fake.faults.append(Fault(status=500, accept=True))  # the text went out anyway
+    worker = _worker(app, twilio_settings(twilio_fake, database_url, sms_retry_base_seconds=0.1))
+    assert await worker.run_once() == 1
+    await asyncio.sleep(0.2)
+    assert await worker.run_once() == 1
+    row = await _row(app, queued["id"])
+    [sid] = twilio_fake.messages
+    assert (row.status, row.provider_message_id, row.error_code) == ("sent", sid, None)
+    assert [r.method for r in twilio_fake.requests] == ["POST", "GET"]
+
+
+async def test_429_retries_in_the_client_then_in_the_worker(client, app, twilio_fake, database_url):
+    owner, lead = await _setup(client)
+    queued = await _queue(client, owner, lead, "Hello")
+    twilio_fake.faults.append(Fault(status=429, code=20429, retry_after="1", count=2))
+    settings = twilio_settings(twilio_fake, database_url, twilio_max_retries=1)
+    worker = _worker(app, settings)
+    assert await worker.run_once() == 1
+    row = await _row(app, queued["id"])
+    assert (row.status, row.error_code, row.outcome_unknown_since) == ("queued", "20429", None)
+    assert row.due_at >= datetime.now(UTC) + timedelta(seconds=0.5)  # honours Retry-After
+    await asyncio.sleep((row.due_at - datetime.now(UTC)).total_seconds() + 0.05)
+    assert await worker.run_once() == 1
+    assert (await _row(app, queued["id"])).status == "sent"
+    assert [r.method for r in twilio_fake.requests] == ["POST", "POST", "POST"]  # no lookup
+
+
+async def test_transient_failures_end_in_failed_after_max_attempts(
+    client, app, twilio_fake, database_url
+):
+    owner, lead = await _setup(client)
+    queued = await _queue(client, owner, lead, "Hello")
+    twilio_fake.faults.append(Fault(status=429, code=20429, retry_after="0", count=100))
+    settings = twilio_settings(
+        twilio_fake,
+        database_url,
+        twilio_max_retries=0,
+        sms_max_attempts=2,
+        sms_retry_base_seconds=0.05,
+    )
+    worker = _worker(app, settings)
+    assert await worker.run_once() == 1
+    await asyncio.sleep(0.1)
+    assert await worker.run_once() == 1
+    row = await _row(app, queued["id"])
+    assert (row.status, row.error_code, row.attempts) == ("failed", "20429", 2)
+    assert row.error_message == "Injected fault."
+    assert len(twilio_fake.creates()) == 2
+
+
+async def test_opted_out_recipient_fails_at_once_and_marks_the_lead(
+    client, app, twilio_fake, database_url
+):
+    owner = await make_member(client)
+    lead = await make_lead(client, owner, phone="+15005550004")  # Twilio's 21610 test number
+    queued = await _queue(client, owner, lead, "Hello")
+    worker = _worker(app, twilio_settings(twilio_fake, database_url))
+    assert await worker.run_once() == 1
+    assert await worker.run_once() == 0
+    row = await _row(app, queued["id"])
+    assert (row.status, row.error_code) == ("failed", "21610")
+    assert row.error_message == "Attempt to send to unsubscribed recipient"
+    assert len(twilio_fake.creates()) == 1
+    fresh = await client.get(f"/api/v1/leads/{lead['id']}", headers=owner.headers)
+    assert fresh.json()["sms_opted_out"] is True
+
+
+async def test_lead_opted_out_after_queuing_is_not_texted(client, app, twilio_fake, database_url):
+    owner, lead = await _setup(client)
+    queued = await _queue(client, owner, lead, "Hello")
+    async with app.state.session_factory.begin() as session:
+        await session.execute(update(Lead).where(Lead.id == lead["id"]).values(sms_opted_out=True))
+    assert await _worker(app, twilio_settings(twilio_fake, database_url)).run_once() == 1
+    row = await _row(app, queued["id"])
+    assert (row.status, row.error_code) == ("failed", "lead_opted_out")
+    assert twilio_fake.requests == []
+
+
+async def test_lead_deleted_while_its_text_is_in_flight(client, app, twilio_fake, database_url):
+    owner, lead = await _setup(client)
+    await _queue(client, owner, lead, "Hello")
+    twilio_fake.faults.append(Fault(delay=0.5, accept=True))
+    worker = _worker(app, twilio_settings(twilio_fake, database_url))
+    round_ = asyncio.create_task(worker.run_once())
+    deadline = time.monotonic() + 5
+    while not twilio_fake.creates():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    response = await client.delete(f"/api/v1/leads/{lead['id']}", headers=owner.headers)
+    assert response.status_code == 204
+    assert await asyncio.wait_for(round_, 10) == 1  # the vanished row is logged, not an error
+    async with app.state.session_factory() as session:
+        assert (await session.scalars(select(Message))).all() == []
+    assert len(twilio_fake.messages) == 1
+
+
+async def test_two_workers_racing_send_each_message_exactly_once(
+    client, app, twilio_fake, database_url
+):
+    owner, lead = await _setup(client)
+    ids = [(await _queue(client, owner, lead, f"text {n}"))["id"] for n in range(120)]
+    settings = twilio_settings(twilio_fake, database_url, worker_concurrency=7)
+    engines = [create_engine(settings) for _ in range(2)]
+    workers = [
+        SmsWorker(
+            settings=settings,
+            session_factory=create_session_factory(engine),
+            sender=twilio_client(settings),
+        )
+        for engine in engines
+    ]
+
+    claimed_by = [0, 0]
+
+    async def drain(index: int) -> None:
+        while sum(claimed_by) < len(ids):
+            claimed_by[index] += await workers[index].run_once()
+            await asyncio.sleep(0)
+
+    try:
+        await asyncio.wait_for(asyncio.gather(drain(0), drain(1)), 60)
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    assert sum(claimed_by) == 120
+    assert all(count > 0 for count in claimed_by), claimed_by  # both really took part
+    bodies = [r.form["Body"] for r in twilio_fake.creates()]
+    assert sorted(bodies) == sorted(f"text {n}" for n in range(120))
+    async with app.state.session_factory() as session:
+        rows = (await session.scalars(select(Message).where(Message.id.in_(ids)))).all()
+    assert {row.status for row in rows} == {"sent"}
+    assert {row.provider_message_id for row in rows} == set(twilio_fake.messages)
+
+
+@pytest.mark.slow
+async def test_worker_killed_mid_send_loses_and_duplicates_nothing(
+    client, app, twilio_fake, database_url, repo_root
+):
+    owner, lead = await _setup(client)
+    ids = [(await _queue(client, owner, lead, f"text {n}"))["id"] for n in range(3)]
+    twilio_fake.faults.append(Fault(delay=30, accept=True, count=3))  # accepted, answer late
+    settings = twilio_settings(
+        twilio_fake,
+        database_url,
+        twilio_timeout_seconds=0.5,
+        twilio_max_retries=0,
+        worker_lease_seconds=1.5,
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SMS_PROVIDER": "twilio",
+        "TWILIO_ACCOUNT_SID": twilio_fake.account_sid,
+        "TWILIO_AUTH_TOKEN": twilio_fake.auth_token,
+        "TWILIO_FROM_NUMBER": "+15005550006",
+        "TWILIO_API_BASE_URL": twilio_fake.base_url,
+        "TWILIO_TIMEOUT_SECONDS": "20",  # the worker is still waiting when it is killed
+        "TWILIO_MAX_RETRIES": "0",
+        "WORKER_LEASE_SECONDS": "45",
+        "LOG_LEVEL": "WARNING",
+    }
+    argv = [sys.executable, "-m", "backend.app.worker"]
+    process = subprocess.Popen(argv, cwd=repo_root, env=env)  # noqa: ASYNC220
+    try:
+        deadline = time.monotonic() + 20
+        while len(twilio_fake.creates()) < 3:
+            assert time.monotonic() < deadline, "the worker never sent"
+            assert process.poll() is None
+            await asyncio.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    rows = [await _row(app, message_id) for message_id in ids]
+    assert {row.status for row in rows} == {"sending"}  # left behind by the dead worker
+    async with app.state.session_factory.begin() as session:  # let the 45 s lease run out
+        await session.execute(
+            update(Message)
+            .where(Message.id.in_(ids))
+            .values(lease_expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    assert await _worker(app, settings).run_once() == 3
+    rows = [await _row(app, message_id) for message_id in ids]
+    assert {row.status for row in rows} == {"sent"}
+    assert {row.provider_message_id for row in rows} == set(twilio_fake.messages)
+    assert len(twilio_fake.creates()) == 3  # nothing sent twice
+    assert {row.outcome_unknown_since is None for row in rows} == {True}
