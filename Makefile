@@ -57,6 +57,7 @@ bench: $(DEV_STAMP) ## Benchmark on PostgreSQL against a bare Starlette+asyncpg 
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; \
 		else sudo -n apt-get update -qq && sudo -n apt-get install -y -qq wrk; fi; }
 	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
+	$(BIN)/python -m tests.bench.bench_worker
 
 clean: ## Remove the virtual environment and caches (keeps data/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

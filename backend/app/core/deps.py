@@ -49,7 +49,7 @@ HasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
 LoginFailuresDep = Annotated[FailureCounter, Depends(get_login_failures)]
 
 
-def get_checkout_provider(request: Request) -> CheckoutProvider:
+async def get_checkout_provider(request: Request) -> CheckoutProvider:
     """Return the billing provider (Stripe or the fake) created in the lifespan."""
     provider: CheckoutProvider = request.app.state.checkout_provider
     return provider

@@ -5,14 +5,14 @@ Thin handlers: parse, call one crud function, return a typed schema.
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from backend.app.core.deps import CurrentUser, SessionDep, SettingsDep
 from backend.app.core.errors import LeadHasPaymentsError, NotFoundError, error_responses
 from backend.app.crud import leads as crud_leads
 from backend.app.crud.leads import LeadFilters
 from backend.app.models.lead import LeadStatus
-from backend.app.schemas.common import PageParams
+from backend.app.schemas.common import PageDep
 from backend.app.schemas.lead import LeadCreate, LeadPage, LeadRead, LeadSort, LeadUpdate
 
 router = APIRouter(prefix="/leads", tags=["leads"])
@@ -45,7 +45,7 @@ async def create_lead(
 async def list_leads(
     user: CurrentUser,
     session: SessionDep,
-    page: Annotated[PageParams, Depends()],
+    page: PageDep,
     status_: Annotated[
         list[LeadStatus] | None, Query(alias="status", description="Repeat to match any of them.")
     ] = None,

@@ -6,7 +6,7 @@ sends it after the response. Nothing here talks to the SMS provider.
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, status
+from fastapi import APIRouter, Path, status
 
 from backend.app.core.deps import CurrentUser, SessionDep, SettingsDep
 from backend.app.core.errors import (
@@ -19,7 +19,7 @@ from backend.app.core.errors import (
 )
 from backend.app.crud import leads as crud_leads
 from backend.app.crud import messages as crud_messages
-from backend.app.schemas.common import PageParams
+from backend.app.schemas.common import PageDep
 from backend.app.schemas.message import MessageCreate, MessagePage, MessageRead
 
 router = APIRouter(prefix="/leads/{lead_id}/messages", tags=["messages"])
@@ -72,7 +72,7 @@ async def list_messages(
     lead_id: LeadId,
     user: CurrentUser,
     session: SessionDep,
-    page: Annotated[PageParams, Depends()],
+    page: PageDep,
 ) -> MessagePage:
     """Return a page of the lead's messages, both directions, newest first.
 

@@ -5,7 +5,7 @@ Creates accept an `Idempotency-Key` header (see `core/idempotency.py`).
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response, status
+from fastapi import APIRouter, Path, Request, Response, status
 
 from backend.app.core.deps import CheckoutProviderDep, CurrentUser, SessionDep
 from backend.app.core.errors import (
@@ -19,7 +19,7 @@ from backend.app.core.errors import (
 from backend.app.core.idempotency import IdempotencyKeyHeader, run_idempotent
 from backend.app.crud import leads as crud_leads
 from backend.app.crud import payments as crud_payments
-from backend.app.schemas.common import PageParams
+from backend.app.schemas.common import PageDep
 from backend.app.schemas.payment import PaymentCreate, PaymentPage, PaymentRead
 
 router = APIRouter(prefix="/leads/{lead_id}/payments", tags=["payments"])
@@ -92,7 +92,7 @@ async def list_payments(
     lead_id: LeadId,
     user: CurrentUser,
     session: SessionDep,
-    page: Annotated[PageParams, Depends()],
+    page: PageDep,
 ) -> PaymentPage:
     """Return a page of a lead's payments, newest first.
 

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Path
 
 from backend.app.core.deps import AdminUser, CurrentUser, SessionDep
 from backend.app.core.errors import (
@@ -13,7 +13,7 @@ from backend.app.core.errors import (
 )
 from backend.app.crud import users as crud_users
 from backend.app.models.user import UserRole
-from backend.app.schemas.common import PageParams
+from backend.app.schemas.common import PageDep
 from backend.app.schemas.user import UserPage, UserRead, UserUpdate
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -28,9 +28,7 @@ async def read_current_user(user: CurrentUser) -> UserRead:
 
 
 @router.get("", response_model=UserPage, responses=error_responses(ForbiddenError, 422))
-async def list_users(
-    _admin: AdminUser, session: SessionDep, page: Annotated[PageParams, Depends()]
-) -> UserPage:
+async def list_users(_admin: AdminUser, session: SessionDep, page: PageDep) -> UserPage:
     """Return a page of users, oldest first (admins only)."""
     users, total = await crud_users.list_users(session, page=page)
     items = [UserRead.model_validate(u) for u in users]

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
-from fastapi import Query
+from fastapi import Depends, Query
 from pydantic import BaseModel, ConfigDict, EmailStr, Strict
 
 ItemT = TypeVar("ItemT", bound=BaseModel)
@@ -36,6 +36,23 @@ class PageParams:
         DEFAULT_PAGE_LIMIT
     )
     offset: Annotated[int, Query(ge=0, description="Rows to skip, >= 0.")] = 0
+
+
+async def page_params(
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PAGE_LIMIT, description="Page size, 1-100.")
+    ] = DEFAULT_PAGE_LIMIT,
+    offset: Annotated[int, Query(ge=0, description="Rows to skip, >= 0.")] = 0,
+) -> PageParams:
+    """Read `limit` and `offset` from the query string.
+
+    An `async def` dependency, because FastAPI runs a class dependency (`Depends()` on
+    `PageParams` itself) in a worker thread, which costs a thread hop on every list call.
+    """
+    return PageParams(limit=limit, offset=offset)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]
 
 
 class Page(BaseModel, Generic[ItemT]):

@@ -1,0 +1,191 @@
+"""SMS worker benchmark: drain 10,000 due messages through one, then two worker processes.
+
+Creates a fresh PostgreSQL database (dropped at the end), serves the Twilio stand-in in its
+own process, queues N due messages with distinct bodies, runs `python -m backend.app.worker`
+processes against both and reports messages/s and how many texts the stand-in received twice
+(must be 0). Run: `.venv/bin/python -m tests.bench.bench_worker [--messages 10000]`.
+"""
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+
+from backend.app.cli import migrate
+from backend.app.core.config import Settings
+from tests.fakes.twilio_fake import ACCOUNT_SID, AUTH_TOKEN
+from tests.server import free_port, stop
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+TARGET_PER_SECOND = 500
+
+
+def _dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(False)
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(_dsn(ADMIN_URL), timeout=10)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _queue(dsn: str, count: int) -> None:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await conn.execute("TRUNCATE messages, leads, users RESTART IDENTITY CASCADE")
+        await conn.execute(
+            "INSERT INTO users (email, hashed_password, role, is_active, created_at, updated_at)"
+            " VALUES ('bench@example.com', 'x', 'member', true, now(), now())"
+        )
+        await conn.execute(
+            "INSERT INTO leads (owner_id, name, phone, status, sms_opted_out, created_at,"
+            " updated_at) VALUES (1, 'Bench', '+14155550100', 'new', false, now(), now())"
+        )
+        await conn.execute(
+            "INSERT INTO messages (lead_id, created_by_id, direction, status, body, phone,"
+            " due_at, attempts, created_at, updated_at)"
+            " SELECT 1, 1, 'outbound', 'queued', 'bench ' || n, '+14155550100', now(), 0,"
+            " now(), now() FROM generate_series(1, $1) AS n",
+            count,
+        )
+    finally:
+        await conn.close()
+
+
+async def _progress(dsn: str) -> tuple[int, int]:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        row = await conn.fetchrow(
+            "SELECT count(*) FILTER (WHERE status = 'sent') AS sent,"
+            " count(*) FILTER (WHERE status NOT IN ('sent', 'queued', 'sending')) AS other"
+            " FROM messages"
+        )
+        assert row is not None
+        return int(row["sent"]), int(row["other"])
+    finally:
+        await conn.close()
+
+
+async def _sent_span(dsn: str) -> float:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        span = await conn.fetchval(
+            "SELECT extract(epoch FROM max(sent_at) - min(sent_at)) FROM messages"
+        )
+    finally:
+        await conn.close()
+    return float(span or 0)
+
+
+def _drain(database_url: str, fake_url: str, workers: int, count: int) -> dict[str, float]:
+    dsn = _dsn(database_url)
+    asyncio.run(_queue(dsn, count))
+    httpx.post(f"{fake_url}/_fake/reset", timeout=10).raise_for_status()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "ENVIRONMENT": "test",
+        "LOG_LEVEL": "WARNING",
+        "SMS_PROVIDER": "twilio",
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_FROM_NUMBER": "+15005550006",
+        "TWILIO_API_BASE_URL": fake_url,
+        "WORKER_POLL_SECONDS": "0.05",
+        "WORKER_CONCURRENCY": os.environ.get("WORKER_CONCURRENCY", "50"),
+    }
+    started = time.monotonic()
+    argv = [sys.executable, "-m", "backend.app.worker"]
+    processes = [subprocess.Popen(argv, cwd=REPO_ROOT, env=env) for _ in range(workers)]
+    try:
+        deadline = started + 600
+        while True:
+            sent, other = asyncio.run(_progress(dsn))
+            if sent + other >= count:
+                break
+            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                raise RuntimeError(f"drain stalled at {sent}/{count}")
+            time.sleep(0.05)
+        elapsed = time.monotonic() - started
+    finally:
+        for process in processes:
+            stop(process)
+    state = httpx.get(f"{fake_url}/_fake/state", timeout=10).json()
+    span = asyncio.run(_sent_span(dsn))
+    return {
+        "workers": workers,
+        "sent": sent,
+        "failed_or_other": other,
+        "wall_seconds": elapsed,
+        "per_second_wall": count / elapsed,
+        "per_second_sending": count / max(span, 1e-6),
+        "sent_twice": state["creates"] - state["distinct_bodies"],
+        "provider_messages": state["messages"],
+    }
+
+
+def _serve_fake() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    argv = [sys.executable, "-m", "tests.fakes.twilio_fake", "--port", str(port)]
+    process = subprocess.Popen(argv, cwd=REPO_ROOT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(f"{url}/_fake/state", timeout=1).raise_for_status()
+            return process, url
+        except httpx.TransportError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                stop(process)
+                raise RuntimeError("the Twilio stand-in did not start") from None
+            time.sleep(0.1)
+
+
+def run(count: int) -> int:
+    """Run the benchmark with `count` messages; return 0 if nothing was lost or sent twice."""
+    name = f"bench_worker_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    database_url = make_url(ADMIN_URL).set(database=name).render_as_string(False)
+    fake, fake_url = _serve_fake()
+    try:
+        migrate(Settings(_env_file=None, database_url=database_url))  # type: ignore[call-arg]
+        results = [_drain(database_url, fake_url, n, count) for n in (1, 2)]
+    finally:
+        stop(fake)
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    print(f"\nSMS worker: {count} due messages against the Twilio stand-in (PostgreSQL)")
+    print(f"{'workers':>8} {'msg/s (wall)':>13} {'msg/s (sending)':>16} {'sent twice':>11}")
+    for r in results:
+        print(
+            f"{r['workers']:>8} {r['per_second_wall']:>13.0f} {r['per_second_sending']:>16.0f}"
+            f" {r['sent_twice']:>11}"
+        )
+    ok = all(r["sent_twice"] == 0 and r["sent"] == count for r in results)
+    fast = results[0]["per_second_wall"] >= TARGET_PER_SECOND
+    print(f"target: >= {TARGET_PER_SECOND} msg/s with one worker: {'met' if fast else 'MISSED'}")
+    return 0 if ok else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=10_000)
+    args = parser.parse_args()
+    return run(args.messages)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
