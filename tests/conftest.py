@@ -106,6 +106,19 @@ async def postgresql_url() -> AsyncIterator[str]:
         yield url
 
 
+@pytest.fixture(params=BACKENDS)
+async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty, unmigrated database of each backend in turn, just for this test.
+
+    SQLite's file sits in a `data/` folder that does not exist yet, as on a fresh checkout.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'data' / 'app.db'}"
+        return
+    async with fresh_postgres_database() as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A migrated SQLite file for the whole session."""

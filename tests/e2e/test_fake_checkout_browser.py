@@ -4,7 +4,7 @@ A developer's flow with BILLING_PROVIDER=fake: bill a lead through the API, open
 `checkout_url`, click Pay; the page's signed webhook marks the payment paid and the lead won.
 """
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from tests.browser import Browser
-from tests.conftest import fresh_postgres_database
 from tests.server import RunningServer, serve
 
 pytestmark = pytest.mark.slow
@@ -20,19 +19,10 @@ pytestmark = pytest.mark.slow
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def server_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'data' / 'app.db'}"
-        return
-    async with fresh_postgres_database() as url:
-        yield url
-
-
 @pytest.fixture
-def server(server_database_url: str, tmp_path: Path) -> Iterator[RunningServer]:
+def server(empty_database_url: str, tmp_path: Path) -> Iterator[RunningServer]:
     env = {
-        "DATABASE_URL": server_database_url,
+        "DATABASE_URL": empty_database_url,
         "ENVIRONMENT": "development",
         "BILLING_PROVIDER": "fake",
         "WORKER_IN_APP": "false",

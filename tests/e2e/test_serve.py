@@ -1,13 +1,12 @@
 """The real server, started by `make run`'s own entry point, over real HTTP on both databases."""
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import fresh_postgres_database
 from tests.server import RunningServer, serve, stop
 
 pytestmark = pytest.mark.slow
@@ -17,19 +16,10 @@ ADMIN_PASSWORD = "first-admin-password"
 SECRET_NAME = "Zebulon Quarterhouse"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def server_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'data' / 'app.db'}"
-        return
-    async with fresh_postgres_database() as url:
-        yield url
-
-
 @pytest.fixture
-def server(server_database_url: str, tmp_path: Path) -> Iterator[RunningServer]:
+def server(empty_database_url: str, tmp_path: Path) -> Iterator[RunningServer]:
     env = {
-        "DATABASE_URL": server_database_url,
+        "DATABASE_URL": empty_database_url,
         "FIRST_ADMIN_EMAIL": ADMIN_EMAIL,
         "FIRST_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "LOG_LEVEL": "INFO",

@@ -22,8 +22,6 @@ import itertools
 import json
 import re
 import secrets
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,11 +29,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.serving import serve_in_thread
 
 SECRET_KEY = "sk_test_fake_0123456789abcdef"
 WEBHOOK_SECRET = "whsec_test_fake_0123456789abcdef"
@@ -414,22 +413,6 @@ def _dropped() -> Response:
 def running_fake(fake: FakeStripe | None = None) -> Iterator[FakeStripe]:
     """Serve a fake on a free port of 127.0.0.1 in a thread; `fake.base_url` is its URL."""
     fake = fake or FakeStripe()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    fake.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    config = uvicorn.Config(fake.app(), log_level="critical", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the Stripe fake did not start")
-        time.sleep(0.01)
-    try:
+    with serve_in_thread(fake.app(), "Stripe") as base_url:
+        fake.base_url = base_url
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()

@@ -15,8 +15,6 @@ import argparse
 import asyncio
 import base64
 import re
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,6 +31,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
+
+from tests.fakes.serving import serve_in_thread
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "test-twilio-auth-token-0123456789"
@@ -335,25 +335,9 @@ def _error(status: int, code: int | None, message: str, retry_after: str | None 
 def running_fake(fake: FakeTwilio | None = None) -> Iterator[FakeTwilio]:
     """Serve a fake on a free port of 127.0.0.1 in a thread; `fake.base_url` is its URL."""
     fake = fake or FakeTwilio()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    fake.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    config = uvicorn.Config(fake.app(), log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the Twilio fake did not start")
-        time.sleep(0.01)
-    try:
+    with serve_in_thread(fake.app(), "Twilio") as base_url:
+        fake.base_url = base_url
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def main() -> None:

@@ -1,9 +1,5 @@
 """Upgrading an empty database to head yields exactly the models' schema; downgrade works."""
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -14,7 +10,7 @@ from sqlalchemy import Connection, inspect
 from backend.app.cli import ALEMBIC_INI
 from backend.app.core.database import create_engine
 from backend.app.models import Base
-from tests.conftest import fresh_postgres_database, make_settings, run_in_thread
+from tests.conftest import make_settings, run_in_thread
 
 
 def alembic_config(url: str) -> Config:
@@ -22,15 +18,6 @@ def alembic_config(url: str) -> Config:
     config.attributes["database_url"] = url
     config.attributes["configure_logger"] = False
     return config
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'migrations.db'}"
-        return
-    async with fresh_postgres_database() as url:
-        yield url
 
 
 def _schema_drift(connection: Connection) -> list[object]:
