@@ -405,20 +405,29 @@ def error_responses(*errors: type[AppError] | int) -> dict[int | str, dict[str, 
         errors: error types the operation raises, or bare status codes for generic errors.
 
     Returns:
-        A `responses` mapping: one entry per status, listing every code it can carry.
+        A `responses` mapping: one entry per status, listing every code it can carry, with
+        an example body of the first one.
     """
-    codes: dict[int, list[str]] = defaultdict(list)
+    codes: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for error in errors:
         if isinstance(error, int):
-            status, line = error, f"`{GENERIC_CODES[error]}`: {GENERIC_MESSAGES[error]}"
+            status, code, message = error, GENERIC_CODES[error], GENERIC_MESSAGES[error]
         else:
-            status, line = status_for(error), f"`{error.code}`: {error.default_message}"
-        if line not in codes[status]:
-            codes[status].append(line)
+            status, code, message = status_for(error), error.code, error.default_message
+        if (code, message) not in codes[status]:
+            codes[status].append((code, message))
     return {
-        status: {"model": ErrorResponse, "description": "  \n".join(lines)}
-        for status, lines in sorted(codes.items())
+        status: {
+            "model": ErrorResponse,
+            "description": "  \n".join(f"`{code}`: {message}" for code, message in pairs),
+            "content": {"application/json": {"example": _example_body(*pairs[0])}},
+        }
+        for status, pairs in sorted(codes.items())
     }
+
+
+def _example_body(code: str, message: str) -> dict[str, Any]:
+    return {"code": code, "message": message, "details": None, "request_id": "5f0c2a4e9b3d"}
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
