@@ -16,11 +16,11 @@ from fastapi.staticfiles import StaticFiles
 from backend.app.core.config import BillingProvider, Settings, get_settings
 from backend.app.core.database import create_engine, create_session_factory
 from backend.app.core.deps import get_current_user
+from backend.app.core.error_handlers import register_error_handlers
 from backend.app.core.errors import (
     EmailTakenError,
     UnauthorizedError,
     error_responses,
-    register_error_handlers,
 )
 from backend.app.core.logging import configure_logging
 from backend.app.core.middleware import (

@@ -1,26 +1,18 @@
-"""Our error types, the contract's error body, and the one place that maps errors to HTTP.
+"""Our error types, the contract's error body schema, and the one status map.
 
-Code below the routers raises `AppError` subclasses that know nothing of HTTP. The handlers
-registered by `register_error_handlers` turn those, FastAPI's validation errors and
-Starlette's HTTP errors into `{"code", "message", "details", "request_id"}`. Unhandled
-exceptions are turned into a 500 of the same shape by `RequestContextMiddleware`.
+Code below the routers raises `AppError` subclasses that know nothing of HTTP;
+`STATUS_BY_ERROR` gives each its status. `error_handlers.py` turns them, FastAPI's
+validation errors and Starlette's HTTP errors into `{"code", "message", "details",
+"request_id"}`; `RequestContextMiddleware` does the same for unhandled exceptions.
 
 To add an error: subclass the closest generic error below with a specific `code`, list it in
 the router's `responses=error_responses(...)`, and raise it.
 """
 
-import logging
 from collections import defaultdict
 from typing import Any, ClassVar
 
-from fastapi import FastAPI, Request, params
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Scope
-
-logger = logging.getLogger("app.errors")
 
 GENERIC_CODES: dict[int, str] = {
     400: "bad_request",
@@ -358,46 +350,6 @@ def status_for(error_type: type[AppError]) -> int:
     return 500
 
 
-def request_id_of(scope: Scope) -> str:
-    """Return the request id `RequestContextMiddleware` put in the scope ("" if none)."""
-    state = scope.get("state") or {}
-    return str(state.get("request_id", ""))
-
-
-def error_body(
-    scope: Scope,
-    status: int,
-    *,
-    code: str | None = None,
-    message: str | None = None,
-    details: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """Build the contract's error body for a response to the request in `scope`."""
-    return {
-        "code": code or GENERIC_CODES.get(status, "error"),
-        "message": message or GENERIC_MESSAGES.get(status, "The request failed."),
-        "details": details,
-        "request_id": request_id_of(scope),
-    }
-
-
-def error_response(
-    scope: Scope,
-    status: int,
-    *,
-    code: str | None = None,
-    message: str | None = None,
-    details: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    """Build a JSON error response in the contract's shape."""
-    all_headers = {"X-Request-ID": request_id_of(scope), **(headers or {})}
-    if status == 401:
-        all_headers.setdefault("WWW-Authenticate", "Bearer")
-    body = error_body(scope, status, code=code, message=message, details=details)
-    return JSONResponse(body, status_code=status, headers=all_headers)
-
-
 def error_responses(*errors: type[AppError] | int) -> dict[int | str, dict[str, Any]]:
     """Describe the errors an operation can return, for its `responses=` in OpenAPI.
 
@@ -428,79 +380,3 @@ def error_responses(*errors: type[AppError] | int) -> dict[int | str, dict[str, 
 
 def _example_body(code: str, message: str) -> dict[str, Any]:
     return {"code": code, "message": message, "details": None, "request_id": "5f0c2a4e9b3d"}
-
-
-def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
-    """Keep where and what of each problem, never the submitted value."""
-    return [
-        {
-            "loc": list(err.get("loc", ())),
-            "msg": str(err.get("msg", "")),
-            "type": str(err.get("type", "")),
-        }
-        for err in exc.errors()
-    ]
-
-
-async def _handle_app_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitedError) else {}
-    return error_response(
-        request.scope,
-        status_for(type(exc)),
-        code=exc.code,
-        message=exc.message,
-        details=exc.details,
-        headers=headers,
-    )
-
-
-def _is_json_media_type(content_type: str | None) -> bool:
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
-
-
-def _sent_wrong_media_type(request: Request, exc: RequestValidationError) -> bool:
-    """Whether a JSON-body route was sent a non-empty body that is not declared as JSON."""
-    body_field = getattr(request.scope.get("route"), "body_field", None)
-    if body_field is None or isinstance(body_field.field_info, params.Form):
-        return False
-    if _is_json_media_type(request.headers.get("content-type")):
-        return False
-    return any(
-        tuple(err.get("loc", ())) == ("body",) and err.get("type") != "missing"
-        for err in exc.errors()
-    )
-
-
-async def _handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    if _sent_wrong_media_type(request, exc):
-        return error_response(request.scope, 415)
-    details = _validation_details(exc)
-    logger.info(
-        "validation failed",
-        extra={"problems": [{"loc": d["loc"], "type": d["type"]} for d in details]},
-    )
-    where = ", ".join(".".join(str(p) for p in d["loc"]) for d in details[:3])
-    message = f"The request is invalid: check {where}." if where else GENERIC_MESSAGES[422]
-    return error_response(request.scope, 422, message=message, details=details)
-
-
-async def _handle_http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    status = exc.status_code
-    headers = dict(exc.headers or {})
-    message = GENERIC_MESSAGES.get(status)
-    if status == 404:
-        message = f"No route matches {request.method} {request.url.path}."
-    return error_response(request.scope, status, message=message, headers=headers)
-
-
-def register_error_handlers(app: FastAPI) -> None:
-    """Install the handlers that turn every expected error into the contract's body."""
-    app.add_exception_handler(AppError, _handle_app_error)
-    app.add_exception_handler(RequestValidationError, _handle_validation_error)
-    app.add_exception_handler(StarletteHTTPException, _handle_http_error)

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.app.core.errors import error_response
+from backend.app.core.error_handlers import error_response
 
 access_logger = logging.getLogger("app.access")
 error_logger = logging.getLogger("app.errors")
