@@ -108,6 +108,14 @@ async def test_q_is_a_case_insensitive_substring_of_name_email_or_phone(client, 
     assert page["total"] == len(expected)
 
 
+@pytest.mark.parametrize(("q", "expected"), [("émile", ["Émile Zola"]), ("ZOLA", ["Émile Zola"])])
+async def test_q_folds_case_beyond_ascii(client, q, expected):
+    member = await make_member(client)
+    await make_lead(client, member, name="Émile Zola")
+    await make_lead(client, member, name="Emile Other")
+    assert names(await list_leads(client, member, q=q)) == expected
+
+
 @pytest.mark.parametrize(
     ("q", "expected"),
     [

@@ -44,11 +44,18 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _record: object) -> None:
+    # SQLite's own lower() folds ASCII only; case-insensitive search (ILIKE is rendered as
+    # lower(x) LIKE lower(y)) must match "Émile" for "émile" as PostgreSQL does.
+    dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _unicode_lower(value: str | None) -> str | None:
+    return value.lower() if isinstance(value, str) else value
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
