@@ -60,3 +60,21 @@ def test_cors_origins_are_read_as_a_comma_separated_list(monkeypatch: pytest.Mon
         "http://a.example",
         "https://b.example",
     ]
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"port": 9000}, "http://127.0.0.1:9000"),
+        ({"host": "0.0.0.0", "port": 8080}, "http://127.0.0.1:8080"),
+        (
+            {"host": "0.0.0.0", "public_base_url": "https://api.example.com"},
+            "https://api.example.com",
+        ),
+    ],
+)
+def test_public_base_url_defaults_to_this_process_address(
+    values: dict[str, object], expected: str
+) -> None:
+    assert settings(**values).public_base_url == expected

@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     twilio_max_retries: int = Field(default=2, ge=0, le=10)  # in-client, 429/connect only
     twilio_max_retry_wait_seconds: float = Field(default=10.0, gt=0)
     # The URL Twilio calls us at (signatures and StatusCallback); no trailing slash.
-    public_base_url: str = "http://127.0.0.1:8000"
+    public_base_url: str = ""  # empty: http://HOST:PORT of this process (see below)
     sms_daily_limit: int = Field(default=200, ge=0)  # outbound texts per user per 24 h
     sms_max_attempts: int = Field(default=5, ge=1)  # worker tries before `failed`
     sms_retry_base_seconds: float = Field(default=10.0, gt=0)  # worker backoff: base * 2^n
@@ -158,6 +158,16 @@ class Settings(BaseSettings):
     def run_worker_in_app(self) -> bool:
         """Whether the API process runs the SMS send loop (default: with SQLite only)."""
         return self.is_sqlite if self.worker_in_app is None else self.worker_in_app
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_public_base_url(cls, data: object) -> object:
+        """Without PUBLIC_BASE_URL, links and signatures use this process's own HOST:PORT."""
+        if isinstance(data, dict) and not data.get("public_base_url"):
+            host = str(data.get("host") or "127.0.0.1")
+            host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104 - compared
+            data = {**data, "public_base_url": f"http://{host}:{data.get('port') or 8000}"}
+        return data
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:
