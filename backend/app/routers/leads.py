@@ -12,12 +12,12 @@ from backend.app.core.errors import LeadHasPaymentsError, NotFoundError, error_r
 from backend.app.crud import leads as crud_leads
 from backend.app.crud.leads import LeadFilters
 from backend.app.models.lead import LeadStatus
-from backend.app.schemas.common import PageDep
+from backend.app.schemas.common import MAX_ID, PageDep
 from backend.app.schemas.lead import LeadCreate, LeadPage, LeadRead, LeadSort, LeadUpdate
 
 router = APIRouter(prefix="/leads", tags=["leads"])
 
-LeadId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The lead's id.")]
+LeadId = Annotated[int, Path(ge=1, le=MAX_ID, description="The lead's id.")]
 
 
 @router.post(

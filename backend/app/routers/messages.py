@@ -19,13 +19,13 @@ from backend.app.core.errors import (
 )
 from backend.app.crud import leads as crud_leads
 from backend.app.crud import messages as crud_messages
-from backend.app.schemas.common import PageDep
+from backend.app.routers.leads import LeadId
+from backend.app.schemas.common import MAX_ID, PageDep
 from backend.app.schemas.message import MessageCreate, MessagePage, MessageRead
 
 router = APIRouter(prefix="/leads/{lead_id}/messages", tags=["messages"])
 
-LeadId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The lead's id.")]
-MessageId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The message's id.")]
+MessageId = Annotated[int, Path(ge=1, le=MAX_ID, description="The message's id.")]
 
 
 @router.post(

@@ -3,9 +3,7 @@
 Creates accept an `Idempotency-Key` header (see `core/idempotency.py`).
 """
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from backend.app.core.deps import CheckoutProviderDep, CurrentUser, SessionDep
 from backend.app.core.errors import (
@@ -19,12 +17,11 @@ from backend.app.core.errors import (
 from backend.app.core.idempotency import IdempotencyKeyHeader, run_idempotent
 from backend.app.crud import leads as crud_leads
 from backend.app.crud import payments as crud_payments
+from backend.app.routers.leads import LeadId
 from backend.app.schemas.common import PageDep
 from backend.app.schemas.payment import PaymentCreate, PaymentPage, PaymentRead
 
 router = APIRouter(prefix="/leads/{lead_id}/payments", tags=["payments"])
-
-LeadId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The lead's id.")]
 
 
 @router.post(

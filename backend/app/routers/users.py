@@ -13,12 +13,12 @@ from backend.app.core.errors import (
 )
 from backend.app.crud import users as crud_users
 from backend.app.models.user import UserRole
-from backend.app.schemas.common import PageDep
+from backend.app.schemas.common import MAX_ID, PageDep
 from backend.app.schemas.user import UserPage, UserRead, UserUpdate
 
 router = APIRouter(prefix="/users", tags=["users"])
 
-UserId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The user's id.")]
+UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="The user's id.")]
 
 
 @router.get("/me", response_model=UserRead)

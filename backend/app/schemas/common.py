@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Strict
 
 ItemT = TypeVar("ItemT", bound=BaseModel)
 
+# Largest id a BIGINT column holds: larger ids in a path are a 422, never a database error.
+MAX_ID = 2**63 - 1
+
 MAX_PAGE_LIMIT = 100
 DEFAULT_PAGE_LIMIT = 50
 
