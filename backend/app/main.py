@@ -27,6 +27,7 @@ from backend.app.core.middleware import (
     BodySizeLimitMiddleware,
     JsonCORSMiddleware,
     RequestContextMiddleware,
+    UnhandledErrorMiddleware,
 )
 from backend.app.core.rate_limit import create_failure_counter
 from backend.app.core.security import PasswordHasher
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     register_error_handlers(app)
+    app.add_middleware(UnhandledErrorMiddleware)  # innermost: its 500 still gets CORS headers
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         JsonCORSMiddleware,

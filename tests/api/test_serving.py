@@ -247,3 +247,16 @@ async def test_a_500_shows_no_exception_text(database_url):
         "request_id": "boom-1",
     }
     assert response.headers["x-request-id"] == "boom-1"
+
+
+async def test_a_500_carries_cors_headers_so_a_browser_can_read_it(database_url):
+    async def explode() -> None:
+        raise RuntimeError("boom")
+
+    origin = "http://app.example.com"
+    settings = make_settings(database_url, cors_origins=[origin])
+    async with running_app(settings) as app, client_for(app) as http:
+        app.add_api_route("/test-only/explode", explode)
+        response = await http.get("/test-only/explode", headers={"Origin": origin})
+    assert_error(response, 500, "internal_error")
+    assert response.headers["access-control-allow-origin"] == origin

@@ -70,6 +70,41 @@ class RequestContextMiddleware:
             )
 
 
+class UnhandledErrorMiddleware:
+    """Answer any exception no handler took with the contract's 500, and log it.
+
+    Installed innermost, so the answer still passes through CORS (a browser can read it)
+    and the request-id middleware. `RequestContextMiddleware` keeps a last-resort catch for
+    anything that fails outside this one.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection scope."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response_started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            if response_started:
+                raise
+            error_logger.exception(
+                "unhandled error", extra={"request_id": scope.get("state", {}).get("request_id")}
+            )
+            await error_response(scope, 500)(scope, receive, send)
+
+
 def _incoming_request_id(scope: Scope) -> str | None:
     for key, value in scope["headers"]:
         if key == b"x-request-id":
