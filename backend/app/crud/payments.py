@@ -7,7 +7,9 @@ error propagates and the request's unit of work rolls the insert back, so no pay
 a checkout session is ever stored.
 """
 
-from sqlalchemy import ColumnElement, func, select
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -166,3 +168,11 @@ async def _mark_lead_won_on_first_payment(session: AsyncSession, payment: Paymen
     if lead is not None and lead.status is not LeadStatus.WON:
         lead.status = LeadStatus.WON
         lead.updated_at = utcnow()
+
+
+async def prune_stripe_events(session: AsyncSession, *, before: datetime) -> None:
+    """Forget processed Stripe event ids received before `before`.
+
+    Stripe redelivers an event for up to three days, so ids older than that can go.
+    """
+    await session.execute(delete(StripeEvent).where(StripeEvent.received_at < before))

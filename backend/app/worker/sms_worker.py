@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.app.core import idempotency
 from backend.app.core.config import Settings
 from backend.app.core.database import create_engine, create_session_factory
 from backend.app.core.errors import (
@@ -43,6 +44,7 @@ from backend.app.core.errors import (
     SmsRecipientOptedOutError,
 )
 from backend.app.crud import outbox
+from backend.app.crud import payments as crud_payments
 from backend.app.crud.messages import TWILIO_STATUSES
 from backend.app.crud.outbox import ClaimedMessage, SendOutcome
 from backend.app.integrations.twilio import ProviderMessage, SmsSender, create_twilio_client
@@ -55,6 +57,7 @@ STATUS_CALLBACK_PATH = "/api/v1/webhooks/twilio/status"
 LOOKUP_CLOCK_SKEW = timedelta(minutes=5)
 PRUNE_EVERY = timedelta(hours=1)
 QUOTA_WINDOW = timedelta(hours=24)
+STRIPE_EVENT_RETENTION = timedelta(days=30)
 
 
 class SmsWorker:
@@ -79,7 +82,7 @@ class SmsWorker:
         while not stop.is_set():
             try:
                 claimed = await self.run_once()
-                await self._prune_if_due()
+                await self.prune_if_due()
             except (SQLAlchemyError, OSError) as exc:
                 logger.error("sms worker round failed", extra={"error": type(exc).__name__})
                 claimed = 0
@@ -188,12 +191,19 @@ class SmsWorker:
             outcome_unknown_since=unknown_since,
         )
 
-    async def _prune_if_due(self) -> None:
+    async def prune_if_due(self) -> None:
+        """At most once per PRUNE_EVERY, delete rows nothing needs any more.
+
+        That is: quota entries outside the 24 h window, idempotency keys past their 24 h, and
+        Stripe event ids older than STRIPE_EVENT_RETENTION (Stripe redelivers for 3 days).
+        """
         now = utcnow()
         if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
             return
         async with self._sessions.begin() as session:
             await outbox.prune_sms_usage(session, before=now - QUOTA_WINDOW)
+            await idempotency.delete_expired_keys(session, now=now)
+            await crud_payments.prune_stripe_events(session, before=now - STRIPE_EVENT_RETENTION)
         self._pruned_at = now
 
 
