@@ -11,8 +11,10 @@ from sqlalchemy import func, select
 
 from backend.app.models import Payment
 from tests.assertions import assert_error, error_locations
+from tests.conftest import clean_database, client_for, running_app
 from tests.factories import make_admin, make_lead, make_member
 from tests.fakes.stripe_fake import Fault
+from tests.fakes.stripe_fixtures import stripe_settings
 
 PAYMENT_FIELDS = {
     "id",
@@ -249,6 +251,27 @@ async def test_a_provider_outage_is_502_and_leaves_no_payment(
     assert listed.json()["total"] == 0
     deleted = await stripe_client.delete(f"/api/v1/leads/{lead['id']}", headers=owner.headers)
     assert deleted.status_code == 204
+
+
+async def test_while_stripe_keeps_failing_the_circuit_answers_503_at_once(
+    database_url, stripe_fake
+):
+    settings = stripe_settings(
+        stripe_fake, database_url, stripe_max_retries=0, stripe_circuit_failures=2
+    )
+    stripe_fake.faults.append(Fault(status=503, count=10))
+    async with running_app(settings) as app, client_for(app) as http:
+        owner = await make_member(http)
+        lead = await make_lead(http, owner)
+        for _ in range(2):
+            response = await http.post(_url(lead), json=BODY, headers=owner.headers)
+            assert_error(response, 502, "integration_error")
+        response = await http.post(_url(lead), json=BODY, headers=owner.headers)
+        assert_error(response, 503, "integration_unavailable")
+        assert 1 <= int(response.headers["retry-after"]) <= 30
+        assert len(stripe_fake.creates()) == 2
+        assert await _payment_rows(app) == 0
+        await clean_database(app)
 
 
 async def test_an_amount_stripe_refuses_is_422_and_leaves_no_payment(

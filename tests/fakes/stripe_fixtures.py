@@ -39,6 +39,8 @@ def stripe_settings(fake: FakeStripe, database_url: str, **overrides: Any) -> Se
         "stripe_api_base_url": fake.base_url,
         "stripe_timeout_seconds": 2.0,
         "stripe_max_retries": 2,
+        # The app is shared by a session of tests: only a test that asks for it trips the circuit.
+        "stripe_circuit_failures": 1000,
         **overrides,
     }
     return make_settings(database_url, **values)

@@ -6,8 +6,9 @@ import time
 import pytest
 from pydantic import ValidationError
 
+from backend.app.core.circuit import CircuitBreaker
 from backend.app.core.config import Settings
-from backend.app.core.errors import PaymentProviderError, PaymentRejectedError
+from backend.app.core.errors import CircuitOpenError, PaymentProviderError, PaymentRejectedError
 from backend.app.integrations.stripe import (
     CheckoutRequest,
     FakeCheckout,
@@ -29,6 +30,7 @@ def _client(fake: FakeStripe, **overrides) -> StripeCheckout:
         "timeout": 2.0,
         "max_retries": 2,
         "backoff_initial": 0.05,
+        "circuit": CircuitBreaker(name="Stripe", failure_threshold=1000, open_seconds=30),
         **overrides,
     }
     return StripeCheckout(**values)
@@ -147,6 +149,30 @@ async def test_stripe_should_retry_false_is_obeyed(stripe_fake):
     assert len(stripe_fake.creates()) == 1
 
 
+async def test_an_open_circuit_refuses_at_once_without_calling_stripe(stripe_fake):
+    now = [1000.0]
+    circuit = CircuitBreaker(
+        name="Stripe", failure_threshold=2, open_seconds=30, clock=lambda: now[0]
+    )
+    stripe_fake.faults.append(Fault(status=503, count=2))
+    client = _client(stripe_fake, max_retries=0, circuit=circuit)
+    try:
+        for _ in range(2):
+            with pytest.raises(PaymentProviderError):
+                await client.create_session(_request())
+        with pytest.raises(CircuitOpenError) as caught:
+            await client.create_session(_request())
+        assert caught.value.retry_after == 30
+        assert len(stripe_fake.creates()) == 2  # the third call never reached Stripe
+
+        now[0] += 31  # the pause is over and Stripe is back: one success closes the circuit
+        assert (await client.create_session(_request())).id.startswith("cs_")
+        await client.create_session(_request(payment_id=8))
+    finally:
+        await client.aclose()
+    assert len(stripe_fake.creates()) == 4
+
+
 async def test_a_persistent_outage_gives_up_after_the_configured_retries(stripe_fake):
     stripe_fake.faults.append(Fault(status=503, count=10))
     client = _client(stripe_fake, max_retries=2)
@@ -247,6 +273,7 @@ async def test_connection_refused_is_an_integration_error():
         timeout=1.0,
         max_retries=1,
         backoff_initial=0.01,
+        circuit=CircuitBreaker(name="Stripe", failure_threshold=1000, open_seconds=30),
     )
     try:
         with pytest.raises(PaymentProviderError):

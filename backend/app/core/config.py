@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     stripe_api_base_url: str = "https://api.stripe.com"  # tests: a local stand-in
     stripe_timeout_seconds: float = Field(default=10.0, gt=0)  # per HTTP call, enforced
     stripe_max_retries: int = Field(default=2, ge=0, le=5)  # transient failures only
+    # After this many failed creates in a row, answer 503 at once for STRIPE_CIRCUIT_OPEN_SECONDS.
+    stripe_circuit_failures: int = Field(default=5, ge=1)
+    stripe_circuit_open_seconds: float = Field(default=30.0, gt=0)
     # Where Stripe sends the payer after checkout; {CHECKOUT_SESSION_ID} is filled in.
     checkout_success_url: str = (
         "http://127.0.0.1:3000/payments/success?session_id={CHECKOUT_SESSION_ID}"

@@ -7,6 +7,7 @@ validation errors and Starlette's HTTP errors to `{"code", "message", "details",
 """
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request, params
@@ -19,7 +20,6 @@ from backend.app.core.errors import (
     GENERIC_CODES,
     GENERIC_MESSAGES,
     AppError,
-    RateLimitedError,
     status_for,
 )
 
@@ -80,7 +80,7 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 async def _handle_app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitedError) else {}
+    headers = {"Retry-After": str(math.ceil(exc.retry_after))} if exc.retry_after else {}
     return error_response(
         request.scope,
         status_for(type(exc)),

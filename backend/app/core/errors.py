@@ -88,6 +88,7 @@ class AppError(Exception):
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message
         self.details: list[dict[str, Any]] | None = None
+        self.retry_after: float | None = None  # seconds; sent as the Retry-After header
         super().__init__(self.message)
 
 
@@ -189,6 +190,17 @@ class ServiceUnavailableError(AppError):
 
     code = "service_unavailable"
     default_message = GENERIC_MESSAGES[503]
+
+
+class CircuitOpenError(ServiceUnavailableError):
+    """A provider failed too often in a row; calls to it are paused (`core/circuit.py`)."""
+
+    code = "integration_unavailable"
+    default_message = "An external service is failing; calls to it are paused. Retry later."
+
+    def __init__(self, message: str | None = None, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
 
 
 # --- SMS (messages API, Twilio webhooks, Twilio client) ----------------------------------

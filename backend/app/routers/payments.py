@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from backend.app.core.deps import CheckoutProviderDep, CurrentUser, SessionDep
 from backend.app.core.errors import (
+    CircuitOpenError,
     IdempotencyKeyInUseError,
     IdempotencyKeyReusedError,
     NotFoundError,
@@ -35,6 +36,7 @@ router = APIRouter(prefix="/leads/{lead_id}/payments", tags=["payments"])
             IdempotencyKeyInUseError,
             PaymentRejectedError,
             PaymentProviderError,
+            CircuitOpenError,
             413,
             415,
             422,
@@ -64,6 +66,7 @@ async def create_payment(
         NotFoundError: no such lead, or another member's.
         PaymentProviderError: the payment provider failed (502).
         PaymentRejectedError: the payment provider refused the amount or currency (422).
+        CircuitOpenError: the provider failed too often in a row; paused for a while (503).
     """
     lead = await crud_leads.get_lead(session, lead_id=lead_id, user=user)
 

@@ -36,6 +36,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from backend.app.core.circuit import CircuitBreaker
 from backend.app.core.config import STRIPE_MAX_BACKOFF_SECONDS, BillingProvider, Settings
 from backend.app.core.errors import (
     AppError,
@@ -132,9 +133,11 @@ class StripeCheckout:
         cancel_url: str,
         timeout: float,
         max_retries: int,
+        circuit: CircuitBreaker,
         backoff_initial: float = 0.5,
     ) -> None:
         self._http = stripe.HTTPXClient(timeout=timeout)
+        self._circuit = circuit
         self._client = stripe.StripeClient(
             secret_key,
             base_addresses={"api": api_base_url},
@@ -152,9 +155,20 @@ class StripeCheckout:
         """Create a Checkout Session (mode `payment`) for `request`.
 
         Raises:
+            CircuitOpenError: Stripe failed too often in a row; it is not called for a while.
             PaymentProviderError: Stripe is down, timed out, or refused our credentials.
             PaymentRejectedError: Stripe refused the amount or currency.
         """
+        self._circuit.check()
+        try:
+            session = await self._create_session(request)
+        except PaymentProviderError:
+            self._circuit.record_failure()
+            raise
+        self._circuit.record_success()
+        return session
+
+    async def _create_session(self, request: CheckoutRequest) -> CheckoutSession:
         try:
             async with asyncio.timeout(self._budget):
                 session: stripe.checkout.Session = await self._retrying()(self._create, request)
@@ -357,6 +371,11 @@ def create_checkout_provider(settings: Settings) -> CheckoutProvider:
         cancel_url=settings.checkout_cancel_url,
         timeout=settings.stripe_timeout_seconds,
         max_retries=settings.stripe_max_retries,
+        circuit=CircuitBreaker(
+            name="Stripe",
+            failure_threshold=settings.stripe_circuit_failures,
+            open_seconds=settings.stripe_circuit_open_seconds,
+        ),
     )
 
 
