@@ -70,6 +70,19 @@ class RequestContextMiddleware:
             )
 
 
+class _StartTrackingSend:
+    """Wrap `send` and remember whether the response has started (then no error page)."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
+
+
 class UnhandledErrorMiddleware:
     """Answer any exception no handler took with the contract's 500, and log it.
 
@@ -86,18 +99,11 @@ class UnhandledErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        response_started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
+        tracked = _StartTrackingSend(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, tracked)
         except Exception:
-            if response_started:
+            if tracked.started:
                 raise
             error_logger.exception(
                 "unhandled error", extra={"request_id": scope.get("state", {}).get("request_id")}
@@ -141,7 +147,7 @@ class BodySizeLimitMiddleware:
                 await error_response(scope, 413)(scope, receive, send)
                 return
         received = 0
-        response_started = False
+        tracked = _StartTrackingSend(send)
 
         async def counting_receive() -> Message:
             nonlocal received
@@ -152,16 +158,10 @@ class BodySizeLimitMiddleware:
                     raise _BodyTooLargeError
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, tracked)
         except _BodyTooLargeError:
-            if response_started:
+            if tracked.started:
                 raise
             await error_response(scope, 413)(scope, receive, send)
 
