@@ -103,6 +103,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.sms_sender.aclose()
         await app.state.checkout_provider.aclose()
         await app.state.login_failures.close()
+        app.state.password_hasher.close()
         await engine.dispose()
 
 
