@@ -52,7 +52,7 @@ create-admin: $(RUN_STAMP) ## Create an admin: make create-admin EMAIL=you@examp
 docs: $(RUN_STAMP) ## Regenerate backend/app/docs/openapi.json and api.md from the app
 	$(BIN)/python -m backend.app.docs.generate
 
-bench: $(DEV_STAMP) ## Benchmark on PostgreSQL against a bare Starlette+asyncpg baseline (~4 min)
+bench: $(DEV_STAMP) ## Benchmark on PostgreSQL against two yardsticks (~5 min; README "Speed")
 	@command -v wrk >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; \
 		else sudo -n apt-get update -qq && sudo -n apt-get install -y -qq wrk; fi; }

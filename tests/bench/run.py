@@ -5,8 +5,10 @@
 1. Creates and migrates `bench_<random>`, seeds one member with 10,000 leads in SQL.
 2. Serves our app (one uvicorn worker, pinned to core 0) and drives get, list (limit 50),
    update and create phases with wrk (pinned to core 1); then the same against
-   `baseline_app.py`. Prints req/s, p50, p99, errors and requests per server CPU-second,
-   each as a ratio of the baseline measured in this run (ratios survive a noisy machine).
+   `data_layer_app.py` (our crud and schemas without FastAPI: the ceiling any app on this
+   data layer can reach) and `baseline_app.py` (bare Starlette + asyncpg). Prints req/s,
+   p50, p99, errors and requests per server CPU-second, each as a ratio of the baseline
+   measured in this run (ratios survive a noisy machine).
 3. Adds 990,000 leads of other owners and compares the member's first page with the 10k case.
 4. Logs in from 32 clients at once and reports the server's peak RSS growth.
 
@@ -35,6 +37,7 @@ PHASES = ["get", "list", "update", "create"]  # create last: it grows the table
 MEMBER_PASSWORD = "bench-password-123"  # a throwaway account in a throwaway database
 P99_TARGET_MS = 50.0
 RATIO_TARGET = 0.5
+FLAT_MIB = 8  # how much the login run's second-half RSS peak may exceed the first half's
 
 
 @dataclass(frozen=True)
@@ -114,11 +117,25 @@ def app_server(dsn: str, secret_key: str, work_dir: Path) -> AbstractContextMana
 def baseline_server(dsn: str, secret_key: str, work_dir: Path) -> AbstractContextManager[Server]:
     """The bare Starlette + asyncpg yardstick, under the same uvicorn settings."""
     port = free_port()
-    argv = [
+    argv = _uvicorn_argv("tests.bench.baseline_app:app", port)
+    env = {"DATABASE_URL": dsn, "SECRET_KEY": secret_key}
+    return run_server("baseline", argv, env, port, work_dir)
+
+
+def data_layer_server(dsn: str, secret_key: str, work_dir: Path) -> AbstractContextManager[Server]:
+    """Our crud functions and schemas behind bare Starlette routes: the data layer's ceiling."""
+    port = free_port()
+    argv = [*_uvicorn_argv("tests.bench.data_layer_app:app", port)]
+    env = {"DATABASE_URL": database.app_url(dsn), "SECRET_KEY": secret_key, "REDIS_URL": ""}
+    return run_server("data-layer", argv, env, port, work_dir)
+
+
+def _uvicorn_argv(app: str, port: int) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "uvicorn",
-        "tests.bench.baseline_app:app",
+        app,
         "--host",
         "127.0.0.1",
         "--port",
@@ -127,8 +144,10 @@ def baseline_server(dsn: str, secret_key: str, work_dir: Path) -> AbstractContex
         "--log-level",
         "warning",
     ]
-    env = {"DATABASE_URL": dsn, "SECRET_KEY": secret_key}
-    return run_server("baseline", argv, env, port, work_dir)
+
+
+# Measured in this order; "app" and "baseline" are required by print_table.
+SERVERS = {"app": app_server, "data layer": data_layer_server, "baseline": baseline_server}
 
 
 def login(server: Server) -> str:
@@ -157,12 +176,12 @@ def run_bench(opts: Options) -> int:
 
         with app_server(dsn, secret_key, work_dir) as server:
             ctx = Context(opts, login(server), first_id, last_id)
-            ours = {name: measure(server, ctx, name) for name in PHASES}
-        asyncio.run(database.reset_leads(dsn, last_seeded_id=last_id))
-        with baseline_server(dsn, secret_key, work_dir) as server:
-            base = {name: measure(server, ctx, name) for name in PHASES}
-        asyncio.run(database.reset_leads(dsn, last_seeded_id=last_id))
-        print_table(ours, base)
+        results: dict[str, dict[str, Phase]] = {}
+        for label, serve in SERVERS.items():
+            with serve(dsn, secret_key, work_dir) as server:
+                results[label] = {name: measure(server, ctx, name) for name in PHASES}
+            asyncio.run(database.reset_leads(dsn, last_seeded_id=last_id))
+        print_table(results)
 
         with app_server(dsn, secret_key, work_dir) as server:
             small = measure(server, ctx, "list")
@@ -179,32 +198,33 @@ def run_bench(opts: Options) -> int:
     return 0
 
 
-def print_table(ours: dict[str, Phase], base: dict[str, Phase]) -> None:
-    """Print each phase for both servers, with our figures as ratios of the baseline."""
+def print_table(results: dict[str, dict[str, Phase]]) -> None:
+    """Print each phase for every server, as ratios of the baseline, then the verdicts."""
     print(
-        f"\n{'phase':<8}{'server':<10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+        f"\n{'phase':<8}{'server':<12}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
         f"{'req/CPU-s':>11}{'x base req/s':>14}{'x base req/CPU-s':>18}"
     )
+    base = results["baseline"]
     for name in PHASES:
-        for label, phase in (("app", ours[name]), ("baseline", base[name])):
+        for label, phases in results.items():
+            phase, yardstick = phases[name], base[name]
             w = phase.wrk
-            row = (
-                f"{name:<8}{label:<10}{w.rps:>9.0f}{w.p50_ms:>9.1f}{w.p99_ms:>9.1f}"
+            cpu_ratio = phase.per_cpu_second / yardstick.per_cpu_second
+            print(
+                f"{name:<8}{label:<12}{w.rps:>9.0f}{w.p50_ms:>9.1f}{w.p99_ms:>9.1f}"
                 f"{w.errors:>8}{phase.per_cpu_second:>11.0f}"
+                f"{w.rps / yardstick.wrk.rps:>14.2f}{cpu_ratio:>18.2f}"
             )
-            if label == "app":
-                yardstick = base[name]
-                cpu_ratio = phase.per_cpu_second / yardstick.per_cpu_second
-                row += f"{w.rps / yardstick.wrk.rps:>14.2f}{cpu_ratio:>18.2f}"
-            print(row)
     print()
     for name in PHASES:
-        w = ours[name].wrk
+        w = results["app"][name].wrk
         ratio = w.rps / base[name].wrk.rps
+        ceiling = results["data layer"][name].per_cpu_second / base[name].per_cpu_second
         verdicts = [
             _verdict(ratio >= RATIO_TARGET, f"{ratio:.2f}x base >= {RATIO_TARGET}"),
             _verdict(w.p99_ms < P99_TARGET_MS, f"p99 {w.p99_ms:.1f} < {P99_TARGET_MS:.0f} ms"),
             _verdict(w.errors == 0, f"{w.errors} errors"),
+            f"(data-layer ceiling {ceiling:.2f}x base req/CPU-s)",
         ]
         print(f"{name:<8}" + "  ".join(verdicts))
 
@@ -218,7 +238,11 @@ def print_scale(small: Phase, large: Phase, opts: Options) -> None:
 
 
 def print_memory(server: Server, ctx: Context) -> None:
-    """Log in from every connection at once and report how much the server's RSS grew."""
+    """Log in from 32 clients at once; report the RSS growth and whether it levels off.
+
+    Flat means the peak of the second half of the run is within `FLAT_MIB` of the first
+    half's: memory that grows with the number of logins, not with the concurrency, fails.
+    """
     opts = ctx.options
     time.sleep(1)
     before = server.rss_kib()
@@ -236,6 +260,8 @@ def print_memory(server: Server, ctx: Context) -> None:
         f"half {first_half / 1024:.0f} MiB, in the second half {second_half / 1024:.0f} MiB "
         f"(+{(max(first_half, second_half) - before) / 1024:.0f} MiB), after {after / 1024:.0f} MiB"
     )
+    creep = (second_half - first_half) / 1024
+    print(_verdict(creep <= FLAT_MIB, f"second half's peak {creep:+.0f} MiB (<= {FLAT_MIB})"))
 
 
 def _brief(phase: Phase) -> str:
@@ -255,9 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32, help="concurrent clients")
     args = parser.parse_args(argv)
     if args.quick:
-        opts = Options(2, 1, args.connections, 10_000, 100_000, 3)
+        opts = Options(2, 1, args.connections, 10_000, 100_000, 6)
     else:
-        opts = Options(10, 2, args.connections, 10_000, 1_000_000, 10)
+        opts = Options(10, 2, args.connections, 10_000, 1_000_000, 30)
     if args.seconds:
         opts = dataclasses.replace(opts, seconds=args.seconds)
     return run_bench(opts)
