@@ -21,7 +21,7 @@ from backend.app.core.logging import configure_logging
 from backend.app.core.security import PasswordHasher
 from backend.app.crud import users as crud_users
 from backend.app.models.user import UserRole
-from backend.app.worker import run_worker
+from backend.app.worker import run_worker_process
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         migrate(settings)
     elif args.command == "worker":
         configure_logging(settings.log_level)
-        asyncio.run(run_worker(settings))
+        run_worker_process(settings)
     else:
         password = args.password or getpass.getpass("Password for the new admin: ")
         if not 8 <= len(password) <= 128:

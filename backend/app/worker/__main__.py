@@ -4,19 +4,18 @@ Settings come from the environment, as for the API. Run as many processes as you
 PostgreSQL; SIGTERM or Ctrl-C finishes the current round, then exits.
 """
 
-import asyncio
 import sys
 
 from backend.app.core.config import get_settings
 from backend.app.core.logging import configure_logging
-from backend.app.worker.sms_worker import run_worker
+from backend.app.worker.sms_worker import run_worker_process
 
 
 def main() -> int:
     """Run the worker until SIGTERM/SIGINT; return the exit status."""
     settings = get_settings()
     configure_logging(settings.log_level)
-    asyncio.run(run_worker(settings))
+    run_worker_process(settings)
     return 0
 
 
