@@ -1,9 +1,10 @@
 """SMS worker benchmark: drain 10,000 due messages through one, then two worker processes.
 
-Creates a fresh PostgreSQL database (dropped at the end), serves the Twilio stand-in in its
-own process, queues N due messages with distinct bodies, runs `python -m backend.app.worker`
-processes against both and reports messages/s and how many texts the stand-in received twice
-(must be 0). Run: `.venv/bin/python -m tests.bench.bench_worker [--messages 10000]`.
+Creates a fresh PostgreSQL database (as `make bench` does: `database.bench_database`, dropped
+at the end), serves the Twilio stand-in in its own process, queues N due messages with
+distinct bodies, runs `python -m backend.app.worker` processes against both and reports
+messages/s and how many texts the stand-in received twice (must be 0).
+Run: `.venv/bin/python -m tests.bench.bench_worker [--messages 10000]`.
 
 In the same run it measures a yardstick: the same number of texts posted straight to the
 stand-in with bare httpx at the worker's concurrency and connection cap (no database, no
@@ -17,37 +18,19 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import asyncpg
 import httpx
 import uvloop
-from sqlalchemy.engine import make_url
 
-from backend.app.cli import migrate
-from backend.app.core.config import Settings
 from backend.app.integrations.twilio.twilio import MAX_CONNECTIONS
+from tests.bench import database
 from tests.fakes.twilio_fake import ACCOUNT_SID, AUTH_TOKEN
 from tests.server import free_port, stop
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ADMIN_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-)
 TARGET_PER_SECOND = 500
-
-
-def _dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(False)
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(_dsn(ADMIN_URL), timeout=10)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def _queue(dsn: str, count: int) -> None:
@@ -118,13 +101,12 @@ async def _post_directly(fake_url: str, count: int, concurrency: int) -> float:
         return count / (time.monotonic() - started)
 
 
-def _drain(database_url: str, fake_url: str, workers: int, count: int) -> dict[str, float]:
-    dsn = _dsn(database_url)
+def _drain(dsn: str, fake_url: str, workers: int, count: int) -> dict[str, float]:
     asyncio.run(_queue(dsn, count))
     httpx.post(f"{fake_url}/_fake/reset", timeout=10).raise_for_status()
     env = {
         **os.environ,
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": database.app_url(dsn),
         "ENVIRONMENT": "test",
         "LOG_LEVEL": "WARNING",
         "SMS_PROVIDER": "twilio",
@@ -188,17 +170,13 @@ def _serve_fake() -> tuple[subprocess.Popen[bytes], str]:
 
 def run(count: int) -> int:
     """Run the benchmark with `count` messages; return 0 if nothing was lost or sent twice."""
-    name = f"bench_worker_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    database_url = make_url(ADMIN_URL).set(database=name).render_as_string(False)
-    fake, fake_url = _serve_fake()
-    try:
-        migrate(Settings(_env_file=None, database_url=database_url))  # type: ignore[call-arg]
-        direct = uvloop.run(_post_directly(fake_url, count, _concurrency()))  # as the worker
-        results = [_drain(database_url, fake_url, n, count) for n in (1, 2)]
-    finally:
-        stop(fake)
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with database.bench_database() as dsn:
+        fake, fake_url = _serve_fake()
+        try:
+            direct = uvloop.run(_post_directly(fake_url, count, _concurrency()))  # as the worker
+            results = [_drain(dsn, fake_url, n, count) for n in (1, 2)]
+        finally:
+            stop(fake)
     print(f"\nSMS worker: {count} due messages against the Twilio stand-in (PostgreSQL)")
     print(f"yardstick: bare httpx straight to the stand-in, no database: {direct:.0f} msg/s")
     print(

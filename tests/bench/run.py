@@ -125,7 +125,7 @@ def baseline_server(dsn: str, secret_key: str, work_dir: Path) -> AbstractContex
 def data_layer_server(dsn: str, secret_key: str, work_dir: Path) -> AbstractContextManager[Server]:
     """Our crud functions and schemas behind bare Starlette routes: the data layer's ceiling."""
     port = free_port()
-    argv = [*_uvicorn_argv("tests.bench.data_layer_app:app", port)]
+    argv = _uvicorn_argv("tests.bench.data_layer_app:app", port)
     env = {"DATABASE_URL": database.app_url(dsn), "SECRET_KEY": secret_key, "REDIS_URL": ""}
     return run_server("data-layer", argv, env, port, work_dir)
 
