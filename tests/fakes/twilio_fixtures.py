@@ -3,7 +3,8 @@
 Import the fixtures into a folder's conftest: `from tests.fakes.twilio_fixtures import ...`.
 """
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -57,3 +58,13 @@ def twilio_client(settings: Settings) -> TwilioClient:
     client = create_twilio_client(settings)
     assert isinstance(client, TwilioClient)
     return client
+
+
+@asynccontextmanager
+async def open_twilio_client(settings: Settings) -> AsyncIterator[TwilioClient]:
+    """`twilio_client(settings)`, closed when the block ends."""
+    client = twilio_client(settings)
+    try:
+        yield client
+    finally:
+        await client.aclose()

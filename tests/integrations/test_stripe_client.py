@@ -2,6 +2,8 @@
 
 import socket
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from pydantic import ValidationError
@@ -21,7 +23,9 @@ from tests.fakes.stripe_fake import FakeStripe, Fault
 SQLITE = "sqlite+aiosqlite:///:memory:"
 
 
-def _client(fake: FakeStripe, **overrides) -> StripeCheckout:
+@asynccontextmanager
+async def _client(fake: FakeStripe, **overrides) -> AsyncIterator[StripeCheckout]:
+    """A client of the stand-in with quick retries, closed when the block ends."""
     values = {
         "secret_key": fake.secret_key,
         "api_base_url": fake.base_url,
@@ -33,7 +37,11 @@ def _client(fake: FakeStripe, **overrides) -> StripeCheckout:
         "circuit": CircuitBreaker(name="Stripe", failure_threshold=1000, open_seconds=30),
         **overrides,
     }
-    return StripeCheckout(**values)
+    client = StripeCheckout(**values)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 def _request(payment_id: int = 7, **overrides) -> CheckoutRequest:
@@ -50,11 +58,8 @@ def _request(payment_id: int = 7, **overrides) -> CheckoutRequest:
 
 
 async def test_creates_a_checkout_session_with_our_parameters(stripe_fake):
-    client = _client(stripe_fake)
-    try:
+    async with _client(stripe_fake) as client:
         session = await client.create_session(_request())
-    finally:
-        await client.aclose()
     assert session.id.startswith("cs_test_")
     assert session.url == f"{stripe_fake.base_url}/c/pay/{session.id}"
     [create] = stripe_fake.creates()
@@ -82,11 +87,8 @@ async def test_creates_a_checkout_session_with_our_parameters(stripe_fake):
 
 
 async def test_a_session_without_description_is_named_after_the_payment(stripe_fake):
-    client = _client(stripe_fake)
-    try:
+    async with _client(stripe_fake) as client:
         await client.create_session(_request(payment_id=9, description=None))
-    finally:
-        await client.aclose()
     [create] = stripe_fake.creates()
     assert create.params["line_items"][0]["price_data"]["product_data"] == {"name": "Payment 9"}
 
@@ -94,11 +96,8 @@ async def test_a_session_without_description_is_named_after_the_payment(stripe_f
 async def test_a_lost_answer_is_retried_with_the_same_key_and_makes_one_session(stripe_fake):
     # Stripe made the session, but the answer was a 500: the retry must be a replay.
     stripe_fake.faults.append(Fault(status=500, accept=True))
-    client = _client(stripe_fake)
-    try:
+    async with _client(stripe_fake) as client:
         session = await client.create_session(_request())
-    finally:
-        await client.aclose()
     creates = stripe_fake.creates()
     assert [c.headers["idempotency-key"] for c in creates] == ["payment-7-123"] * 2
     assert list(stripe_fake.sessions) == [session.id]
@@ -106,45 +105,33 @@ async def test_a_lost_answer_is_retried_with_the_same_key_and_makes_one_session(
 
 async def test_a_500_before_any_work_is_retried_and_succeeds(stripe_fake):
     stripe_fake.faults.append(Fault(status=500))
-    client = _client(stripe_fake)
-    try:
+    async with _client(stripe_fake) as client:
         session = await client.create_session(_request())
-    finally:
-        await client.aclose()
     assert len(stripe_fake.creates()) == 2
     assert list(stripe_fake.sessions) == [session.id]
 
 
 async def test_a_dropped_connection_is_retried(stripe_fake):
     stripe_fake.faults.append(Fault(drop=True, accept=True))
-    client = _client(stripe_fake)
-    try:
+    async with _client(stripe_fake) as client:
         session = await client.create_session(_request())
-    finally:
-        await client.aclose()
     assert len(stripe_fake.creates()) == 2
     assert list(stripe_fake.sessions) == [session.id]
 
 
 async def test_a_plain_429_is_retried_with_backoff(stripe_fake):
     stripe_fake.faults.append(Fault(status=429))
-    client = _client(stripe_fake)
-    try:
+    async with _client(stripe_fake) as client:
         await client.create_session(_request())
-    finally:
-        await client.aclose()
     assert len(stripe_fake.creates()) == 2
     assert len(stripe_fake.sessions) == 1
 
 
 async def test_stripe_should_retry_false_is_obeyed(stripe_fake):
     stripe_fake.faults.append(Fault(status=503, should_retry=False))
-    client = _client(stripe_fake)
-    try:
+    async with _client(stripe_fake) as client:
         with pytest.raises(PaymentProviderError) as caught:
             await client.create_session(_request())
-    finally:
-        await client.aclose()
     assert caught.value.code == "integration_error"
     assert len(stripe_fake.creates()) == 1
 
@@ -155,8 +142,7 @@ async def test_an_open_circuit_refuses_at_once_without_calling_stripe(stripe_fak
         name="Stripe", failure_threshold=2, open_seconds=30, clock=lambda: now[0]
     )
     stripe_fake.faults.append(Fault(status=503, count=2))
-    client = _client(stripe_fake, max_retries=0, circuit=circuit)
-    try:
+    async with _client(stripe_fake, max_retries=0, circuit=circuit) as client:
         for _ in range(2):
             with pytest.raises(PaymentProviderError):
                 await client.create_session(_request())
@@ -168,19 +154,14 @@ async def test_an_open_circuit_refuses_at_once_without_calling_stripe(stripe_fak
         now[0] += 31  # the pause is over and Stripe is back: one success closes the circuit
         assert (await client.create_session(_request())).id.startswith("cs_")
         await client.create_session(_request(payment_id=8))
-    finally:
-        await client.aclose()
     assert len(stripe_fake.creates()) == 4
 
 
 async def test_a_persistent_outage_gives_up_after_the_configured_retries(stripe_fake):
     stripe_fake.faults.append(Fault(status=503, count=10))
-    client = _client(stripe_fake, max_retries=2)
-    try:
+    async with _client(stripe_fake, max_retries=2) as client:
         with pytest.raises(PaymentProviderError):
             await client.create_session(_request())
-    finally:
-        await client.aclose()
     assert len(stripe_fake.creates()) == 3
     assert stripe_fake.sessions == {}
 
@@ -195,12 +176,9 @@ async def test_a_persistent_outage_gives_up_after_the_configured_retries(stripe_
 async def test_validation_errors_are_not_retried_and_name_the_field(
     stripe_fake, overrides, field, code
 ):
-    client = _client(stripe_fake)
-    try:
+    async with _client(stripe_fake) as client:
         with pytest.raises(PaymentRejectedError) as caught:
             await client.create_session(_request(**overrides))
-    finally:
-        await client.aclose()
     assert caught.value.code == "payment_rejected"
     assert caught.value.details == [
         {
@@ -213,36 +191,27 @@ async def test_validation_errors_are_not_retried_and_name_the_field(
 
 
 async def test_a_wrong_secret_key_is_an_integration_error_without_retry(stripe_fake):
-    client = _client(stripe_fake, secret_key="sk_test_wrong")
-    try:
+    async with _client(stripe_fake, secret_key="sk_test_wrong") as client:
         with pytest.raises(PaymentProviderError):
             await client.create_session(_request())
-    finally:
-        await client.aclose()
     assert len(stripe_fake.creates()) == 1
 
 
 async def test_the_same_key_with_other_parameters_is_refused_not_retried(stripe_fake):
-    client = _client(stripe_fake)
-    try:
+    async with _client(stripe_fake) as client:
         await client.create_session(_request())
         with pytest.raises(PaymentProviderError):
             await client.create_session(_request(amount=6000))
-    finally:
-        await client.aclose()
     assert len(stripe_fake.creates()) == 2
     assert len(stripe_fake.sessions) == 1
 
 
 async def test_a_slow_stripe_times_out(stripe_fake):
     stripe_fake.faults.append(Fault(delay=3.0))
-    client = _client(stripe_fake, timeout=0.3, max_retries=0)
     started = time.monotonic()
-    try:
+    async with _client(stripe_fake, timeout=0.3, max_retries=0) as client:
         with pytest.raises(PaymentProviderError):
             await client.create_session(_request())
-    finally:
-        await client.aclose()
     assert 0.3 <= time.monotonic() - started < 1.5
     assert len(stripe_fake.creates()) == 1
 
@@ -251,11 +220,8 @@ async def test_a_slow_first_try_is_replayed_not_duplicated(stripe_fake):
     # The first try times out while Stripe still works on it; the retry must not make a
     # second session (it gets 409 while in flight, then the replay).
     stripe_fake.faults.append(Fault(delay=0.6))
-    client = _client(stripe_fake, timeout=0.4, max_retries=4)
-    try:
+    async with _client(stripe_fake, timeout=0.4, max_retries=4) as client:
         session = await client.create_session(_request())
-    finally:
-        await client.aclose()
     assert list(stripe_fake.sessions) == [session.id]
     keys = {c.headers["idempotency-key"] for c in stripe_fake.creates()}
     assert keys == {"payment-7-123"}

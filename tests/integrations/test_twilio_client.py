@@ -17,7 +17,7 @@ from backend.app.core.errors import (
 )
 from backend.app.integrations.twilio import ConsoleSmsSender, is_valid_signature, opt_keyword
 from tests.fakes.twilio_fake import Fault
-from tests.fakes.twilio_fixtures import FROM_NUMBER, twilio_client, twilio_settings
+from tests.fakes.twilio_fixtures import FROM_NUMBER, open_twilio_client, twilio_settings
 
 SID = re.compile(r"^SM[0-9a-f]{32}$")
 TO = "+14155550100"
@@ -25,11 +25,8 @@ CALLBACK = "https://api.example.com/api/v1/webhooks/twilio/status?message_id=7"
 
 
 async def test_send_posts_a_form_with_basic_auth_and_returns_the_sid(twilio_fake):
-    client = twilio_client(twilio_settings(twilio_fake))
-    try:
+    async with open_twilio_client(twilio_settings(twilio_fake)) as client:
         sent = await client.send(to=TO, body="Hello", status_callback=CALLBACK)
-    finally:
-        await client.aclose()
     assert SID.match(sent.sid)
     assert sent.status == "queued"
     [request] = twilio_fake.creates()
@@ -46,11 +43,8 @@ async def test_send_posts_a_form_with_basic_auth_and_returns_the_sid(twilio_fake
 
 async def test_messaging_service_replaces_from(twilio_fake):
     settings = twilio_settings(twilio_fake, twilio_messaging_service_sid="MG" + "1" * 32)
-    client = twilio_client(settings)
-    try:
+    async with open_twilio_client(settings) as client:
         sent = await client.send(to=TO, body="Hi", status_callback=None)
-    finally:
-        await client.aclose()
     [request] = twilio_fake.creates()
     assert "From" not in request.form
     assert request.form["MessagingServiceSid"] == "MG" + "1" * 32
@@ -59,11 +53,8 @@ async def test_messaging_service_replaces_from(twilio_fake):
 
 async def test_429_is_retried_no_sooner_than_retry_after(twilio_fake):
     twilio_fake.faults.append(Fault(status=429, code=20429, retry_after="1", count=2))
-    client = twilio_client(twilio_settings(twilio_fake))
-    try:
+    async with open_twilio_client(twilio_settings(twilio_fake)) as client:
         sent = await client.send(to=TO, body="Hello", status_callback=None)
-    finally:
-        await client.aclose()
     creates = twilio_fake.creates()
     assert len(creates) == 3
     gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(creates)]
@@ -73,12 +64,9 @@ async def test_429_is_retried_no_sooner_than_retry_after(twilio_fake):
 
 async def test_429_gives_up_after_the_configured_retries(twilio_fake):
     twilio_fake.faults.append(Fault(status=429, code=20429, retry_after="0", count=10))
-    client = twilio_client(twilio_settings(twilio_fake, twilio_max_retries=1))
-    try:
+    async with open_twilio_client(twilio_settings(twilio_fake, twilio_max_retries=1)) as client:
         with pytest.raises(SmsProviderUnavailableError) as caught:
             await client.send(to=TO, body="Hello", status_callback=None)
-    finally:
-        await client.aclose()
     assert caught.value.provider_code == 20429
     assert len(twilio_fake.creates()) == 2
     assert twilio_fake.messages == {}
@@ -87,22 +75,16 @@ async def test_429_gives_up_after_the_configured_retries(twilio_fake):
 @pytest.mark.parametrize("status", [500, 502, 503])
 async def test_5xx_is_never_resent_by_the_client(twilio_fake, status):
     twilio_fake.faults.append(Fault(status=status, count=5))
-    client = twilio_client(twilio_settings(twilio_fake))
-    try:
+    async with open_twilio_client(twilio_settings(twilio_fake)) as client:
         with pytest.raises(SmsOutcomeUnknownError):
             await client.send(to=TO, body="Hello", status_callback=None)
-    finally:
-        await client.aclose()
     assert len(twilio_fake.creates()) == 1
 
 
 async def test_opted_out_recipient_is_not_retried(twilio_fake):
-    client = twilio_client(twilio_settings(twilio_fake))
-    try:
+    async with open_twilio_client(twilio_settings(twilio_fake)) as client:
         with pytest.raises(SmsRecipientOptedOutError) as caught:
             await client.send(to="+15005550004", body="Hello", status_callback=None)
-    finally:
-        await client.aclose()
     assert caught.value.provider_code == 21610
     assert len(twilio_fake.creates()) == 1
 
@@ -111,12 +93,9 @@ async def test_opted_out_recipient_is_not_retried(twilio_fake):
     ("to", "code"), [("+15005550001", 21211), ("+15005550009", 21614), ("4155550100", 21211)]
 )
 async def test_permanent_errors_carry_the_provider_code(twilio_fake, to, code):
-    client = twilio_client(twilio_settings(twilio_fake))
-    try:
+    async with open_twilio_client(twilio_settings(twilio_fake)) as client:
         with pytest.raises(SmsProviderError) as caught:
             await client.send(to=to, body="Hello", status_callback=None)
-    finally:
-        await client.aclose()
     assert type(caught.value) is SmsProviderError
     assert caught.value.provider_code == code
     assert len(twilio_fake.creates()) == 1
@@ -124,25 +103,20 @@ async def test_permanent_errors_carry_the_provider_code(twilio_fake, to, code):
 
 async def test_bad_credentials_are_permanent(twilio_fake):
     settings = twilio_settings(twilio_fake, twilio_auth_token="not-the-token")
-    client = twilio_client(settings)
-    try:
+    async with open_twilio_client(settings) as client:
         with pytest.raises(SmsProviderError) as caught:
             await client.send(to=TO, body="Hello", status_callback=None)
-    finally:
-        await client.aclose()
     assert (caught.value.status, caught.value.provider_code) == (401, 20003)
     assert len(twilio_fake.creates()) == 1
 
 
 async def test_timeout_is_enforced_and_the_outcome_is_unknown(twilio_fake):
     twilio_fake.faults.append(Fault(delay=3.0, accept=True))
-    client = twilio_client(twilio_settings(twilio_fake, twilio_timeout_seconds=0.3))
     started = time.monotonic()
-    try:
+    settings = twilio_settings(twilio_fake, twilio_timeout_seconds=0.3)
+    async with open_twilio_client(settings) as client:
         with pytest.raises(SmsOutcomeUnknownError):
             await client.send(to=TO, body="Hello", status_callback=None)
-    finally:
-        await client.aclose()
     assert time.monotonic() - started < 1.5
     assert len(twilio_fake.creates()) == 1  # not re-sent: it may have gone out
 
@@ -156,37 +130,29 @@ async def test_connection_refused_is_retried_then_unavailable(twilio_fake):
         twilio_api_base_url=f"http://127.0.0.1:{closed_port}",
         twilio_max_retry_wait_seconds=0.2,
     )
-    client = twilio_client(settings)
     started = time.monotonic()
-    try:
+    async with open_twilio_client(settings) as client:
         with pytest.raises(SmsProviderUnavailableError):
             await client.send(to=TO, body="Hello", status_callback=None)
-    finally:
-        await client.aclose()
     assert time.monotonic() - started < 3
 
 
 async def test_find_messages_lists_recent_texts_to_a_number(twilio_fake):
-    client = twilio_client(twilio_settings(twilio_fake))
     before = datetime.now(UTC) - timedelta(seconds=2)
-    try:
+    async with open_twilio_client(twilio_settings(twilio_fake)) as client:
         first = await client.send(to=TO, body="One", status_callback=None)
         await client.send(to="+14155550199", body="Other", status_callback=None)
         found = await client.find_messages(to=TO, created_after=before)
         later = await client.find_messages(to=TO, created_after=datetime.now(UTC) + timedelta(1))
-    finally:
-        await client.aclose()
     assert [(m.sid, m.body, m.to) for m in found] == [(first.sid, "One", TO)]
     assert later == []
 
 
 async def test_find_messages_retries_a_failed_lookup(twilio_fake):
     twilio_fake.faults.append(Fault(status=503, method="GET"))
-    client = twilio_client(twilio_settings(twilio_fake, twilio_max_retry_wait_seconds=0.2))
-    try:
+    settings = twilio_settings(twilio_fake, twilio_max_retry_wait_seconds=0.2)
+    async with open_twilio_client(settings) as client:
         assert await client.find_messages(to=TO, created_after=datetime.now(UTC)) == []
-    finally:
-        await client.aclose()
     assert [r.method for r in twilio_fake.requests] == ["GET", "GET"]
 
 
