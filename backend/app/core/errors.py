@@ -322,6 +322,13 @@ class InvalidStripeSignatureError(BadRequestError):
     default_message = "The Stripe-Signature header is missing, invalid or too old."
 
 
+class InvalidWebhookPayloadError(BadRequestError):
+    """A correctly signed webhook whose body is not an event we can read or store."""
+
+    code = "invalid_payload"
+    default_message = "The webhook body is not a valid event."
+
+
 class PaymentProviderError(IntegrationError):
     """The payment provider is down, timed out or failed; nothing was stored. Retry later."""
 

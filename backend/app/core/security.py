@@ -1,6 +1,7 @@
 """Password hashing (argon2id) and access tokens (JWT, HS256)."""
 
 import asyncio
+import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,8 @@ from backend.app.core.config import Settings
 from backend.app.core.errors import UnauthorizedError
 
 JWT_ALGORITHM = "HS256"
+_USER_ID = re.compile(r"[1-9][0-9]{0,18}")
+MAX_USER_ID = 2**63 - 1  # a BIGINT
 
 
 class PasswordHasher:
@@ -88,6 +91,8 @@ def decode_access_token(token: str, settings: Settings) -> int:
     except jwt.InvalidTokenError as exc:
         raise UnauthorizedError from exc
     subject = claims.get("sub")
-    if claims.get("type") != "access" or not isinstance(subject, str) or not subject.isdigit():
+    if claims.get("type") != "access" or not isinstance(subject, str):
         raise UnauthorizedError
+    if not _USER_ID.fullmatch(subject) or int(subject) > MAX_USER_ID:
+        raise UnauthorizedError  # ASCII digits only: str.isdigit() also takes "٣"
     return int(subject)

@@ -2,8 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form, Request, status
 
 from backend.app.core.deps import HasherDep, LoginFailuresDep, SessionDep, SettingsDep
 from backend.app.core.errors import (
@@ -15,7 +14,7 @@ from backend.app.core.errors import (
 )
 from backend.app.core.security import create_access_token
 from backend.app.crud import users as crud_users
-from backend.app.schemas.user import Token, UserRead, UserRegister
+from backend.app.schemas.user import LoginForm, Token, UserRead, UserRegister
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -53,7 +52,7 @@ async def register(
 )
 async def login(
     request: Request,
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[LoginForm, Form()],
     session: SessionDep,
     settings: SettingsDep,
     hasher: HasherDep,

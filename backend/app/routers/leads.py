@@ -12,11 +12,13 @@ from backend.app.core.errors import LeadHasPaymentsError, NotFoundError, error_r
 from backend.app.crud import leads as crud_leads
 from backend.app.crud.leads import LeadFilters
 from backend.app.models.lead import LeadStatus
-from backend.app.schemas.common import MAX_ID, PageDep
+from backend.app.schemas.common import PageDep
+from backend.app.schemas.fields import MAX_ID, single_line
 from backend.app.schemas.lead import LeadCreate, LeadPage, LeadRead, LeadSort, LeadUpdate
 
 router = APIRouter(prefix="/leads", tags=["leads"])
 
+SearchText = Annotated[str, single_line(max_length=200)]
 LeadId = Annotated[int, Path(ge=1, le=MAX_ID, description="The lead's id.")]
 
 
@@ -50,12 +52,8 @@ async def list_leads(
         list[LeadStatus] | None, Query(alias="status", description="Repeat to match any of them.")
     ] = None,
     q: Annotated[
-        str | None,
-        Query(
-            min_length=1,
-            max_length=200,
-            description="Case-insensitive literal substring of name, email or phone.",
-        ),
+        SearchText | None,
+        Query(description="Case-insensitive literal substring of name, email or phone."),
     ] = None,
     sort: Annotated[LeadSort, Query(description="Sort key; `-` = descending.")] = (
         LeadSort.CREATED_AT_DESC

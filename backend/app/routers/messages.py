@@ -20,7 +20,8 @@ from backend.app.core.errors import (
 from backend.app.crud import leads as crud_leads
 from backend.app.crud import messages as crud_messages
 from backend.app.routers.leads import LeadId
-from backend.app.schemas.common import MAX_ID, PageDep
+from backend.app.schemas.common import PageDep
+from backend.app.schemas.fields import MAX_ID
 from backend.app.schemas.message import MessageCreate, MessagePage, MessageRead
 
 router = APIRouter(prefix="/leads/{lead_id}/messages", tags=["messages"])

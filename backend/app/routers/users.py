@@ -13,7 +13,8 @@ from backend.app.core.errors import (
 )
 from backend.app.crud import users as crud_users
 from backend.app.models.user import UserRole
-from backend.app.schemas.common import MAX_ID, PageDep
+from backend.app.schemas.common import PageDep
+from backend.app.schemas.fields import MAX_ID
 from backend.app.schemas.user import UserPage, UserRead, UserUpdate
 
 router = APIRouter(prefix="/users", tags=["users"])

@@ -11,7 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 
 from backend.app.core.deps import SessionDep, SettingsDep
-from backend.app.core.errors import InvalidStripeSignatureError, error_responses
+from backend.app.core.errors import (
+    InvalidStripeSignatureError,
+    InvalidWebhookPayloadError,
+    error_responses,
+)
 from backend.app.crud import payments as crud_payments
 from backend.app.integrations.stripe import verify_webhook
 from backend.app.schemas.payment import WebhookAck
@@ -24,7 +28,7 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 @router.post(
     "/stripe",
     response_model=WebhookAck,
-    responses=error_responses(InvalidStripeSignatureError, 413, 422),
+    responses=error_responses(InvalidStripeSignatureError, InvalidWebhookPayloadError, 413, 422),
 )
 async def stripe_webhook(
     request: Request,
@@ -43,6 +47,7 @@ async def stripe_webhook(
 
     Raises:
         InvalidStripeSignatureError: a missing, wrong or stale (> 300 s) signature (400).
+        InvalidWebhookPayloadError: a signed body that is not an event we can store (400).
     """
     payload = await request.body()
     event = verify_webhook(

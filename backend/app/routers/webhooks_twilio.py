@@ -9,12 +9,13 @@ later. A request without a valid signature gets 403 and changes nothing.
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request, Response, status
+from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
 
 from backend.app.core.deps import SessionDep, SettingsDep
 from backend.app.core.errors import InvalidWebhookSignatureError, error_responses
 from backend.app.crud import messages as crud_messages
 from backend.app.integrations.twilio import is_valid_signature, opt_keyword
+from backend.app.schemas.fields import MAX_ID
 from backend.app.schemas.webhooks_twilio import TwilioInboundMessage, TwilioStatusCallback
 
 logger = logging.getLogger("app.webhooks.twilio")
@@ -56,7 +57,9 @@ router = APIRouter(
 async def twilio_status_callback(
     form: Annotated[TwilioStatusCallback, Form()],
     session: SessionDep,
-    message_id: int | None = None,
+    message_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Our message id (the worker sets it).")
+    ] = None,
 ) -> None:
     """Receive a status callback (Twilio's `StatusCallback`) for a text we sent.
 

@@ -4,12 +4,11 @@ from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Query
-from pydantic import BaseModel, ConfigDict, EmailStr, Strict
+from pydantic import BaseModel, ConfigDict
+
+from backend.app.schemas.fields import MAX_OFFSET
 
 ItemT = TypeVar("ItemT", bound=BaseModel)
-
-# Largest id a BIGINT column holds: larger ids in a path are a 422, never a database error.
-MAX_ID = 2**63 - 1
 
 MAX_PAGE_LIMIT = 100
 DEFAULT_PAGE_LIMIT = 50
@@ -27,10 +26,6 @@ class OutputModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-StrictEmail = Annotated[EmailStr, Strict()]
-StrictBool = Annotated[bool, Strict()]
-
-
 @dataclass(frozen=True)
 class PageParams:
     """`limit` and `offset` of a list request, validated the same way on every list."""
@@ -38,14 +33,16 @@ class PageParams:
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT, description="Page size, 1-100.")] = (
         DEFAULT_PAGE_LIMIT
     )
-    offset: Annotated[int, Query(ge=0, description="Rows to skip, >= 0.")] = 0
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip, 0 to 2^63-1.")] = 0
 
 
 async def page_params(
     limit: Annotated[
         int, Query(ge=1, le=MAX_PAGE_LIMIT, description="Page size, 1-100.")
     ] = DEFAULT_PAGE_LIMIT,
-    offset: Annotated[int, Query(ge=0, description="Rows to skip, >= 0.")] = 0,
+    offset: Annotated[
+        int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip, 0 to 2^63-1.")
+    ] = 0,
 ) -> PageParams:
     """Read `limit` and `offset` from the query string.
 

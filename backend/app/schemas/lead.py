@@ -4,20 +4,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import ConfigDict, JsonValue, Strict, StringConstraints, field_validator
+from pydantic import ConfigDict, JsonValue, field_validator
 
 from backend.app.models.lead import LeadStatus
-from backend.app.schemas.common import InputModel, OutputModel, Page, StrictEmail, reject_null
+from backend.app.schemas.common import InputModel, OutputModel, Page, reject_null
+from backend.app.schemas.fields import StrictEmail, multi_line, single_line
 
-LeadName = Annotated[
-    str, Strict(), StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
-]
+LeadName = Annotated[str, single_line(max_length=200)]
 # Normalised to E.164 by `core.phone.normalize_phone` with the DEFAULT_PHONE_REGION setting.
-PhoneInput = Annotated[
-    str, Strict(), StringConstraints(strip_whitespace=True, min_length=1, max_length=40)
-]
-Source = Annotated[str, Strict(), StringConstraints(strip_whitespace=True, max_length=100)]
-Notes = Annotated[str, Strict(), StringConstraints(max_length=5000)]
+PhoneInput = Annotated[str, single_line(max_length=40)]
+Source = Annotated[str, single_line(max_length=100, min_length=0)]
+Notes = Annotated[str, multi_line(max_length=5000)]
 
 _LEAD_EXAMPLE: dict[str, JsonValue] = {
     "name": "Grace Hopper",

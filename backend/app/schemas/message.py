@@ -3,19 +3,12 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import (
-    AwareDatetime,
-    ConfigDict,
-    Field,
-    JsonValue,
-    Strict,
-    StringConstraints,
-    field_validator,
-)
+from pydantic import ConfigDict, Field, JsonValue, field_validator
 
 from backend.app.models.base import utcnow
 from backend.app.models.message import MessageDirection, MessageStatus
 from backend.app.schemas.common import InputModel, OutputModel, Page
+from backend.app.schemas.fields import UtcDateTime, multi_line
 
 _MESSAGE_EXAMPLE: dict[str, JsonValue] = {
     "id": 7,
@@ -32,9 +25,7 @@ _MESSAGE_EXAMPLE: dict[str, JsonValue] = {
     "updated_at": "2026-01-05T09:30:09Z",
 }
 
-MessageBody = Annotated[
-    str, Strict(), StringConstraints(strip_whitespace=True, min_length=1, max_length=1600)
-]
+MessageBody = Annotated[str, multi_line(max_length=1600, min_length=1, strip=True)]
 
 
 class MessageCreate(InputModel):
@@ -53,18 +44,11 @@ class MessageCreate(InputModel):
     )
 
     body: MessageBody
-    send_at: AwareDatetime | None = Field(
+    send_at: UtcDateTime | None = Field(
         default=None,
-        description="When to send, in the future, with an offset (ISO 8601). Omit to send now.",
+        description="When to send: in the future, ISO 8601 with an offset; returned in UTC. "
+        "Omit to send now.",
     )
-
-    @field_validator("send_at", mode="before")
-    @classmethod
-    def _a_string(cls, value: object) -> object:
-        """Accept an ISO 8601 string only (JSON bodies are validated in Python mode)."""
-        if value is not None and not isinstance(value, str):
-            raise ValueError("must be an ISO 8601 timestamp string")
-        return value
 
     @field_validator("send_at")
     @classmethod

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, Strict, StringCons
 
 from backend.app.models.payment import PaymentStatus
 from backend.app.schemas.common import InputModel, OutputModel, Page
+from backend.app.schemas.fields import single_line
 
 Amount = Annotated[int, Strict(), Field(ge=1, le=99_999_999, description="Minor units.")]
 Currency = Annotated[
@@ -15,9 +16,7 @@ Currency = Annotated[
     StringConstraints(pattern=r"^[A-Za-z]{3}$", to_lower=True),
     Field(description="ISO 4217 code, 3 letters; returned lower case."),
 ]
-Description = Annotated[
-    str, Strict(), StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
-]
+Description = Annotated[str, single_line(max_length=500)]
 
 _PAYMENT_EXAMPLE: dict[str, JsonValue] = {
     "amount": 5000,

@@ -3,22 +3,23 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import ConfigDict, Field, JsonValue, Strict, StringConstraints, field_validator
-
-from backend.app.models.user import UserRole
-from backend.app.schemas.common import (
-    InputModel,
-    OutputModel,
-    Page,
-    StrictBool,
-    StrictEmail,
-    reject_null,
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    Strict,
+    StringConstraints,
+    field_validator,
 )
 
+from backend.app.models.user import UserRole
+from backend.app.schemas.common import InputModel, OutputModel, Page, reject_null
+from backend.app.schemas.fields import StrictBool, StrictEmail, single_line
+
+# Never stored (only its hash), so any character is allowed.
 Password = Annotated[str, Strict(), StringConstraints(min_length=8, max_length=128)]
-FullName = Annotated[
-    str, Strict(), StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
-]
+FullName = Annotated[str, single_line(max_length=200)]
 
 _USER_READ_EXAMPLE: dict[str, JsonValue] = {
     "id": 1,
@@ -85,6 +86,20 @@ class UserPage(Page[UserRead]):
             "examples": [{"items": [_USER_READ_EXAMPLE], "total": 1, "limit": 50, "offset": 0}]
         }
     )
+
+
+class LoginForm(BaseModel):
+    """The OAuth2 password grant's form (RFC 6749 section 4.3.2); `username` is the email.
+
+    Swagger UI's Authorize button sends it as is. Client credentials are accepted and unused.
+    """
+
+    grant_type: Annotated[str, StringConstraints(pattern=r"^password$")] | None = None
+    username: Annotated[str, single_line(max_length=320)] = Field(description="The email.")
+    password: Annotated[str, StringConstraints(strict=True, max_length=1024)]
+    scope: Annotated[str, single_line(max_length=1000, min_length=0)] = ""
+    client_id: Annotated[str, single_line(max_length=255, min_length=0)] | None = None
+    client_secret: Annotated[str, StringConstraints(max_length=1024)] | None = None
 
 
 class Token(OutputModel):

@@ -1,6 +1,14 @@
 """Form payloads Twilio posts to our webhooks (only the fields we use; Twilio sends more)."""
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict
+
+from backend.app.schemas.fields import multi_line, single_line
+
+Sid = Annotated[str, single_line(max_length=64)]
+Word = Annotated[str, single_line(max_length=32)]
+PhoneText = Annotated[str, single_line(max_length=40, min_length=0)]
 
 
 class TwilioStatusCallback(BaseModel):
@@ -8,9 +16,9 @@ class TwilioStatusCallback(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    MessageSid: str = Field(max_length=64)
-    MessageStatus: str = Field(max_length=32)
-    ErrorCode: str | None = Field(default=None, max_length=16)
+    MessageSid: Sid
+    MessageStatus: Word
+    ErrorCode: Annotated[str, single_line(max_length=16, min_length=0)] | None = None
 
 
 class TwilioInboundMessage(BaseModel):
@@ -18,8 +26,8 @@ class TwilioInboundMessage(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    MessageSid: str = Field(max_length=64)
-    From: str = Field(max_length=40)
-    To: str = Field(default="", max_length=40)
-    Body: str = Field(default="", max_length=1600)
-    OptOutType: str | None = Field(default=None, max_length=16)
+    MessageSid: Sid
+    From: PhoneText
+    To: PhoneText = ""
+    Body: Annotated[str, multi_line(max_length=1600)] = ""
+    OptOutType: Annotated[str, single_line(max_length=16, min_length=0)] | None = None

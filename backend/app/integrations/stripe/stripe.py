@@ -24,7 +24,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Annotated, Protocol
 
 import stripe
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
@@ -41,9 +41,11 @@ from backend.app.core.config import STRIPE_MAX_BACKOFF_SECONDS, BillingProvider,
 from backend.app.core.errors import (
     AppError,
     InvalidStripeSignatureError,
+    InvalidWebhookPayloadError,
     PaymentProviderError,
     PaymentRejectedError,
 )
+from backend.app.schemas.fields import single_line
 
 logger = logging.getLogger("app.integrations.stripe")
 
@@ -382,13 +384,16 @@ def create_checkout_provider(settings: Settings) -> CheckoutProvider:
 # --- 5. Webhooks ------------------------------------------------------------------------
 
 
+_Word = Annotated[str, single_line(max_length=255)]
+
+
 class _EventObject(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    object: str | None = None
-    id: str | None = None
-    client_reference_id: str | None = None
-    payment_status: str | None = None
+    object: _Word | None = None
+    id: _Word | None = None
+    client_reference_id: _Word | None = None
+    payment_status: _Word | None = None
 
 
 class _EventData(BaseModel):
@@ -396,8 +401,10 @@ class _EventData(BaseModel):
 
 
 class _Event(BaseModel):
-    id: str
-    type: str
+    """The fields of an event we read, bounded as our tables store them."""
+
+    id: _Word
+    type: Annotated[str, single_line(max_length=100)]
     data: _EventData
 
 
@@ -405,16 +412,20 @@ def verify_webhook(payload: bytes, signature: str | None, secret: str) -> Webhoo
     """Check `signature` over the raw `payload` (tolerance 300 s) and read the event.
 
     Raises:
-        InvalidStripeSignatureError: no or a wrong signature, a stale timestamp, or a body
-            that is not a Stripe event.
+        InvalidStripeSignatureError: no or a wrong signature, or a stale timestamp.
+        InvalidWebhookPayloadError: a signed body that is not a Stripe event we can store
+            (e.g. an id over 255 characters or with control characters).
     """
     try:
         stripe.Webhook.construct_event(
             payload, signature, secret, tolerance=SIGNATURE_TOLERANCE_SECONDS
         )
-        event = _Event.model_validate_json(payload)
-    except (stripe.SignatureVerificationError, ValueError, ValidationError) as exc:
+    except (stripe.SignatureVerificationError, ValueError) as exc:
         raise InvalidStripeSignatureError from exc
+    try:
+        event = _Event.model_validate_json(payload)
+    except ValidationError as exc:
+        raise InvalidWebhookPayloadError from exc
     session = event.data.object
     is_session = session.object == "checkout.session"
     return WebhookEvent(
