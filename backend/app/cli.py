@@ -15,7 +15,7 @@ from alembic import command
 from alembic.config import Config
 
 from backend.app.core.config import Settings, get_settings
-from backend.app.core.database import create_engine, create_session_factory
+from backend.app.core.database import create_engine, create_session_factory, unit_of_work
 from backend.app.core.errors import EmailTakenError
 from backend.app.core.logging import configure_logging
 from backend.app.core.security import PasswordHasher
@@ -42,7 +42,7 @@ async def create_admin(settings: Settings, *, email: str, password: str) -> None
     """
     engine = create_engine(settings)
     try:
-        async with create_session_factory(engine).begin() as session:
+        async with unit_of_work(create_session_factory(engine)) as session:
             await crud_users.create_user(
                 session,
                 email=email,

@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from backend.app.core.config import BillingProvider, Settings, get_settings
-from backend.app.core.database import create_engine, create_session_factory
+from backend.app.core.database import create_engine, create_session_factory, unit_of_work
 from backend.app.core.deps import get_current_user
 from backend.app.core.error_handlers import register_error_handlers
 from backend.app.core.errors import (
@@ -114,7 +114,7 @@ async def _create_first_admin(app: FastAPI) -> None:
         return
     password = settings.first_admin_password.get_secret_value()
     try:
-        async with app.state.session_factory.begin() as session:
+        async with unit_of_work(app.state.session_factory) as session:
             created = await crud_users.ensure_admin(
                 session,
                 email=settings.first_admin_email,

@@ -6,12 +6,14 @@ back if anything raises, so a failed request never leaves half its writes behind
 """
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -20,6 +22,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from backend.app.core.config import Settings
+from backend.app.core.db_errors import translate_integrity_error
+from backend.app.models.base import Base
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -63,18 +67,35 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+@asynccontextmanager
+async def unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """Open a session; commit it when the block succeeds, roll it back on any error.
+
+    A constraint the database enforces (unique, foreign key) that refuses the work becomes
+    our own error (`core/db_errors.py`), e.g. 404 or 409, the same answer the check in
+    Python would have given had no concurrent request overtaken it.
+
+    Raises:
+        AppError: a constraint violation, translated.
+    """
+    async with factory() as session:
+        try:
+            yield session
+            await session.commit()
+        except IntegrityError as exc:
+            await session.rollback()
+            raise translate_integrity_error(exc, Base.metadata) from exc
+        except Exception:
+            await session.rollback()
+            raise
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """Yield the request's session: commit after the handler, roll back on any error.
+    """Yield the request's session, one unit of work: committed after the handler.
 
     Use it with `Depends(get_session, scope="function")` (see `deps.SessionDep`) so the
     commit happens before the response is sent: a client never sees a success that was not
     stored.
     """
-    factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
-    async with factory() as session:
-        try:
-            yield session
-        except Exception:
-            await session.rollback()
-            raise
-        await session.commit()
+    async with unit_of_work(request.app.state.session_factory) as session:
+        yield session

@@ -1,7 +1,6 @@
 """Data logic for users. Functions never commit: the request's unit of work does."""
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.core.errors import EmailTakenError, NotFoundError
@@ -39,7 +38,8 @@ async def create_user(
     """Insert a user; the email is stored lower-cased.
 
     Raises:
-        EmailTakenError: a user with this email already exists.
+        EmailTakenError: a user with this email already exists (checked here, and by the
+            unique constraint when a concurrent sign-up wins the race).
     """
     if await get_user_by_email(session, email=email) is not None:
         raise EmailTakenError
@@ -54,10 +54,7 @@ async def create_user(
         updated_at=now,
     )
     session.add(user)
-    try:
-        await session.flush()
-    except IntegrityError as exc:  # a concurrent sign-up won the race
-        raise EmailTakenError from exc
+    await session.flush()  # a concurrent sign-up that won the race: EmailTakenError (db_errors)
     return user
 
 

@@ -6,6 +6,7 @@ from enum import StrEnum
 from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from backend.app.core.errors import LeadHasPaymentsError
 from backend.app.models.base import Base, BigIntId, utcnow
 
 
@@ -36,7 +37,9 @@ class Payment(Base):
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
-    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="RESTRICT"))
+    lead_id: Mapped[int] = mapped_column(
+        ForeignKey("leads.id", ondelete="RESTRICT", info={"referenced": LeadHasPaymentsError})
+    )
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     amount: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))

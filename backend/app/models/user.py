@@ -3,9 +3,10 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Enum, String
+from sqlalchemy import Enum, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from backend.app.core.errors import EmailTakenError
 from backend.app.models.base import Base, BigIntId, utcnow
 
 
@@ -20,9 +21,12 @@ class User(Base):
     """An account. `email` is stored lower-cased, so uniqueness is case-insensitive."""
 
     __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("email", name="uq_users_email", info={"error": EmailTakenError}),
+    )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
+    email: Mapped[str] = mapped_column(String(320))
     hashed_password: Mapped[str] = mapped_column(String(255))
     full_name: Mapped[str | None] = mapped_column(String(200))
     role: Mapped[UserRole] = mapped_column(
