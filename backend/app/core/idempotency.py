@@ -17,38 +17,42 @@ together with what the handler created. On failure the unit of work is rolled ba
 then the row is deleted. A row left "running" by a crashed process is taken over after
 `ABANDONED_AFTER`.
 
-Use it in a handler (see `routers/payments.py`)::
+Use it in a handler through the `Idempotency` dependency (see `routers/messages.py`)::
 
-    async def create_thing(body: ThingCreate, request: Request, user: CurrentUser,
-                           session: SessionDep, idempotency_key: IdempotencyKeyHeader = None,
-                           ) -> ThingRead | Response:
+    @router.post("", response_model=ThingRead, status_code=201, responses={
+        **error_responses(*IDEMPOTENCY_ERRORS, ...), 201: replayable("The new thing.")})
+    async def create_thing(body: ThingCreate, session: SessionDep,
+                           idempotency: Idempotency) -> ThingRead | Response:
         async def create() -> ThingRead:
             return ThingRead.model_validate(await crud_things.create(session, data=body))
 
-        return await run_idempotent(
-            request, session=session, user_id=user.id, key=idempotency_key,
-            body=body, status_code=201, action=create,
-        )
+        return await idempotency.run(body, create)
 
-and declare `response_model=ThingRead` and `responses=error_responses(IdempotencyKeyReusedError,
-IdempotencyKeyInUseError, ...)` on the route.
+Every create that causes a side effect (a text, a charge, a record in another system) takes
+it, so a client's retry never causes the effect twice.
 """
 
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Header, Request, Response
+from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.app.core.errors import IdempotencyKeyInUseError, IdempotencyKeyReusedError
+from backend.app.core.deps import CurrentUser, SessionDep
+from backend.app.core.errors import (
+    AppError,
+    IdempotencyKeyInUseError,
+    IdempotencyKeyReusedError,
+)
 from backend.app.models.base import utcnow
 from backend.app.models.idempotency_key import IdempotencyKey
+from backend.app.schemas.fields import SINGLE_LINE_PATTERN
 
 KEY_TTL = timedelta(hours=24)
 ABANDONED_AFTER = timedelta(minutes=5)  # far longer than any request may run
@@ -56,12 +60,18 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
+IDEMPOTENCY_ERRORS: tuple[type[AppError], ...] = (
+    IdempotencyKeyReusedError,
+    IdempotencyKeyInUseError,
+)
+
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
         min_length=1,
         max_length=255,
+        pattern=SINGLE_LINE_PATTERN,
         description=(
             "Optional, 1-255 characters of your choice (e.g. a UUID). Retrying with the same "
             "key replays the first response (header `Idempotent-Replayed: true`) instead of "
@@ -210,3 +220,62 @@ async def delete_expired_keys(session: AsyncSession, *, now: datetime | None = N
     cutoff = (now or utcnow()) - KEY_TTL
     result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+class IdempotentRequest:
+    """The current request's Idempotency-Key, ready to run a create at most once."""
+
+    def __init__(
+        self, request: Request, session: AsyncSession, user_id: int, key: str | None
+    ) -> None:
+        self._request = request
+        self._session = session
+        self._user_id = user_id
+        self.key = key
+
+    async def run(
+        self,
+        body: BaseModel | None,
+        action: Callable[[], Awaitable[ResultT]],
+        *,
+        status_code: int = 201,
+    ) -> ResultT | Response:
+        """Run `action` once per key; see `run_idempotent`.
+
+        Raises:
+            IdempotencyKeyReusedError: the key came with another method, path or body.
+            IdempotencyKeyInUseError: the key's first request is still running.
+        """
+        return await run_idempotent(
+            self._request,
+            session=self._session,
+            user_id=self._user_id,
+            key=self.key,
+            body=body,
+            status_code=status_code,
+            action=action,
+        )
+
+
+async def get_idempotent_request(
+    request: Request, session: SessionDep, user: CurrentUser, key: IdempotencyKeyHeader = None
+) -> IdempotentRequest:
+    """Return the request's Idempotency-Key handle (the header is optional)."""
+    return IdempotentRequest(request, session, user.id, key)
+
+
+Idempotency = Annotated[IdempotentRequest, Depends(get_idempotent_request)]
+
+
+def replayable(description: str) -> dict[str, Any]:
+    """Document a create's success answer, which a replay repeats with its marker header."""
+    return {
+        "description": f"{description} A replay of an earlier request with the same "
+        "Idempotency-Key repeats its answer, with the header `Idempotent-Replayed: true`.",
+        "headers": {
+            REPLAYED_HEADER: {
+                "description": "`true` when this answer is a replay of an earlier request.",
+                "schema": {"type": "string", "enum": ["true"]},
+            }
+        },
+    }

@@ -6,7 +6,7 @@ sends it after the response. Nothing here talks to the SMS provider.
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Response, status
 
 from backend.app.core.deps import CurrentUser, SessionDep, SettingsDep
 from backend.app.core.errors import (
@@ -17,6 +17,7 @@ from backend.app.core.errors import (
     SmsQuotaExceededError,
     error_responses,
 )
+from backend.app.core.idempotency import IDEMPOTENCY_ERRORS, Idempotency, replayable
 from backend.app.crud import leads as crud_leads
 from backend.app.crud import messages as crud_messages
 from backend.app.routers.leads import LeadId
@@ -33,15 +34,19 @@ MessageId = Annotated[int, Path(ge=1, le=MAX_ID, description="The message's id."
     "",
     response_model=MessageRead,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(
-        NotFoundError,
-        LeadHasNoPhoneError,
-        LeadOptedOutError,
-        SmsQuotaExceededError,
-        413,
-        415,
-        422,
-    ),
+    responses={
+        **error_responses(
+            NotFoundError,
+            LeadHasNoPhoneError,
+            LeadOptedOutError,
+            *IDEMPOTENCY_ERRORS,
+            SmsQuotaExceededError,
+            413,
+            415,
+            422,
+        ),
+        201: replayable("The message, `queued` or `scheduled`."),
+    },
 )
 async def create_message(
     lead_id: LeadId,
@@ -49,23 +54,31 @@ async def create_message(
     user: CurrentUser,
     session: SessionDep,
     settings: SettingsDep,
-) -> MessageRead:
+    idempotency: Idempotency,
+) -> MessageRead | Response:
     """Queue a text to the lead: `queued` now, or `scheduled` for `send_at`.
 
     The worker sends it after this response. Each user may queue SMS_DAILY_LIMIT texts in
-    any 24 hours.
+    any 24 hours. Send `Idempotency-Key` to retry safely: a repeated request replays the
+    first answer instead of queuing a second text.
 
     Raises:
         NotFoundError: no such lead, or another member's.
         LeadHasNoPhoneError: the lead has no phone number.
         LeadOptedOutError: the lead replied STOP.
         SmsQuotaExceededError: the daily limit is reached (429, with Retry-After).
+        IdempotencyKeyReusedError: the key was used for another request.
+        IdempotencyKeyInUseError: the key's first request is still running.
     """
     lead = await crud_leads.get_lead(session, lead_id=lead_id, user=user)
-    message = await crud_messages.create_message(
-        session, lead=lead, data=body, user=user, daily_limit=settings.sms_daily_limit
-    )
-    return MessageRead.model_validate(message)
+
+    async def create() -> MessageRead:
+        message = await crud_messages.create_message(
+            session, lead=lead, data=body, user=user, daily_limit=settings.sms_daily_limit
+        )
+        return MessageRead.model_validate(message)
+
+    return await idempotency.run(body, create)
 
 
 @router.get("", response_model=MessagePage, responses=error_responses(NotFoundError, 422))

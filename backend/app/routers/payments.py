@@ -3,19 +3,17 @@
 Creates accept an `Idempotency-Key` header (see `core/idempotency.py`).
 """
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Response, status
 
 from backend.app.core.deps import CheckoutProviderDep, CurrentUser, SessionDep
 from backend.app.core.errors import (
     CircuitOpenError,
-    IdempotencyKeyInUseError,
-    IdempotencyKeyReusedError,
     NotFoundError,
     PaymentProviderError,
     PaymentRejectedError,
     error_responses,
 )
-from backend.app.core.idempotency import IdempotencyKeyHeader, run_idempotent
+from backend.app.core.idempotency import IDEMPOTENCY_ERRORS, Idempotency, replayable
 from backend.app.crud import leads as crud_leads
 from backend.app.crud import payments as crud_payments
 from backend.app.routers.leads import LeadId
@@ -32,8 +30,7 @@ router = APIRouter(prefix="/leads/{lead_id}/payments", tags=["payments"])
     responses={
         **error_responses(
             NotFoundError,
-            IdempotencyKeyReusedError,
-            IdempotencyKeyInUseError,
+            *IDEMPOTENCY_ERRORS,
             PaymentRejectedError,
             PaymentProviderError,
             CircuitOpenError,
@@ -41,32 +38,30 @@ router = APIRouter(prefix="/leads/{lead_id}/payments", tags=["payments"])
             415,
             422,
         ),
-        201: {
-            "description": "The payment, `pending`, with the `checkout_url` the lead pays at. "
-            "A replay of an earlier request with the same Idempotency-Key carries the header "
-            "`Idempotent-Replayed: true`.",
-        },
+        201: replayable("The payment, `pending`, with the `checkout_url` the lead pays at."),
     },
 )
 async def create_payment(
     lead_id: LeadId,
     body: PaymentCreate,
-    request: Request,
     user: CurrentUser,
     session: SessionDep,
     checkout: CheckoutProviderDep,
-    idempotency_key: IdempotencyKeyHeader = None,
+    idempotency: Idempotency,
 ) -> PaymentRead | Response:
     """Bill a lead: create a pending payment and its checkout session.
 
     The checkout session is opened before the answer; if the payment provider is down or
-    times out the answer is 502 and nothing is stored.
+    times out the answer is 502 and nothing is stored. Send `Idempotency-Key` to retry
+    safely: a repeated request replays the first answer instead of billing twice.
 
     Raises:
         NotFoundError: no such lead, or another member's.
         PaymentProviderError: the payment provider failed (502).
         PaymentRejectedError: the payment provider refused the amount or currency (422).
         CircuitOpenError: the provider failed too often in a row; paused for a while (503).
+        IdempotencyKeyReusedError: the key was used for another request.
+        IdempotencyKeyInUseError: the key's first request is still running.
     """
     lead = await crud_leads.get_lead(session, lead_id=lead_id, user=user)
 
@@ -76,15 +71,7 @@ async def create_payment(
         )
         return PaymentRead.model_validate(payment)
 
-    return await run_idempotent(
-        request,
-        session=session,
-        user_id=user.id,
-        key=idempotency_key,
-        body=body,
-        status_code=status.HTTP_201_CREATED,
-        action=create,
-    )
+    return await idempotency.run(body, create)
 
 
 @router.get("", response_model=PaymentPage, responses=error_responses(NotFoundError, 422))
