@@ -2,7 +2,8 @@
 
 It does what providers.md section 4 lists: Basic auth, form-only creates with Twilio's
 validation errors and magic test numbers, an opt-out set fed by inbound STOP/START (21610),
-Twilio-shaped bodies, GET one / list messages; signed status callbacks to the exact
+Twilio-shaped bodies, GET one / list messages (paged as Twilio pages: newest first,
+`PageSize`, `Page`/`PageToken`, `next_page_uri`); signed status callbacks to the exact
 StatusCallback URL (optionally duplicated, reordered, delayed or wrongly signed); signed
 inbound texts; faults per request (status, Retry-After, delay, accept-then-fail); a request
 log and a reset. Tests drive it through the `FakeTwilio` object, other processes through
@@ -17,12 +18,13 @@ import base64
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import uvicorn
@@ -54,6 +56,7 @@ MAGIC_FROM = {
 }
 OPT_OUT = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
 OPT_IN = {"START", "YES", "UNSTOP"}
+MAX_PAGE_SIZE = 1000  # Twilio's PageSize: 1 to 1000, default 50
 
 
 @dataclass
@@ -61,7 +64,8 @@ class Fault:
     """Answer the next `count` requests of `method` with `status` (after `delay` seconds).
 
     `accept=True` stores the message first, so the text "went out" although the answer is an
-    error or late: the case a client must not turn into a second text.
+    error or late: the case a client must not turn into a second text. A fault with no
+    status, delay or accept lets `count` requests through untouched, to place the next one.
     """
 
     status: int | None = None
@@ -155,6 +159,22 @@ class FakeTwilio:
                 params["OptOutType"] = "STOP" if word in OPT_OUT else "START"
         return params
 
+    def add_message(
+        self,
+        *,
+        to: str,
+        body: str,
+        created: datetime,
+        sent: datetime | None = None,
+        status: str = "delivered",
+    ) -> dict[str, Any]:
+        """Store a message as if it had gone out at `created` (and left Twilio at `sent`)."""
+        message = self._message({"To": to, "Body": body, "From": "+15005550006"}, created)
+        message["date_sent"] = format_datetime(sent, usegmt=False) if sent else None
+        message["status"] = status
+        self.messages[message["sid"]] = message
+        return message
+
     # --- the HTTP app ------------------------------------------------------------------
 
     def app(self) -> Starlette:
@@ -180,14 +200,13 @@ class FakeTwilio:
         ):
             return _error(415, 415, "Unsupported media type: send a form.")
         fault = self._take_fault("POST")
-        if fault is not None and fault.accept:
-            self._store(form)
+        accepted = self._store(form) if fault is not None and fault.accept else None
         if fault is not None:
             await asyncio.sleep(fault.delay)
             if fault.status is not None:
                 return _error(fault.status, fault.code, "Injected fault.", fault.retry_after)
-            if fault.accept:
-                return JSONResponse(self.messages[next(reversed(self.messages))], 201)
+            if accepted is not None:
+                return JSONResponse(accepted, 201)
         if (invalid := self._validate(form)) is not None:
             return invalid
         return JSONResponse(self._store(form), status_code=201)
@@ -213,9 +232,18 @@ class FakeTwilio:
         return None
 
     def _store(self, form: dict[str, str]) -> dict[str, Any]:
+        message = self._message(form, datetime.now(UTC))
+        self.messages[message["sid"]] = message
+        callback_url = form.get("StatusCallback")
+        if callback_url and self.callbacks.outcome:
+            asyncio.get_running_loop().create_task(self._send_callbacks(callback_url, message))
+        return message
+
+    def _message(self, form: dict[str, str], created: datetime) -> dict[str, Any]:
+        """A Twilio-shaped message created at `created`, not yet sent (`date_sent` null)."""
         sid = f"SM{uuid.uuid4().hex}"
-        now = format_datetime(datetime.now(UTC), usegmt=False)
-        message = {
+        now = format_datetime(created, usegmt=False)
+        return {
             "account_sid": self.account_sid, "api_version": "2010-04-01",
             "body": form.get("Body", ""), "date_created": now, "date_sent": None,
             "date_updated": now, "direction": "outbound-api", "error_code": None,
@@ -227,11 +255,6 @@ class FakeTwilio:
             "to": form.get("To"),
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
         }  # fmt: skip
-        self.messages[sid] = message
-        callback_url = form.get("StatusCallback")
-        if callback_url and self.callbacks.outcome:
-            asyncio.get_running_loop().create_task(self._send_callbacks(callback_url, message))
-        return message
 
     async def _send_callbacks(self, url: str, message: dict[str, Any]) -> None:
         plan = self.callbacks
@@ -263,10 +286,52 @@ class FakeTwilio:
             await asyncio.sleep(fault.delay)
             if fault.status is not None:
                 return _error(fault.status, fault.code, "Injected fault.", fault.retry_after)
-        to = request.query_params.get("To")
-        size = int(request.query_params.get("PageSize", "50"))
-        found = [m for m in reversed(self.messages.values()) if to in (None, m["to"])]
-        return JSONResponse({"messages": found[:size], "page_size": size, "page": 0})
+        return self._page(request)
+
+    def _page(self, request: Request) -> Response:
+        """One page of the messages (to `To`, if given), newest first, as Twilio pages them.
+
+        Newest first by `date_created`, later-stored first within a second (Twilio's docs say
+        it sorts by DateSent; the client's stop rule holds for either). `next_page_uri`
+        carries `PageToken=PA<sid of this page's last message>`: the next page starts after
+        that message, so texts created meanwhile shift nothing. `Page` is for the client only.
+        """
+        query = request.query_params
+        to = query.get("To")
+        try:
+            size = int(query.get("PageSize", "50"))
+            page = int(query.get("Page", "0"))
+        except ValueError:
+            return _error(400, None, "PageSize and Page must be integers.")
+        if not 1 <= size <= MAX_PAGE_SIZE or page < 0:
+            return _error(400, None, f"PageSize must be 1 to {MAX_PAGE_SIZE}, Page >= 0.")
+        found = _newest_first(m for m in list(self.messages.values()) if to in (None, m["to"]))
+        start = 0
+        if token := query.get("PageToken"):
+            sids = [m["sid"] for m in found]
+            if not token.startswith("PA") or token[2:] not in sids:
+                return _error(400, None, "Invalid PageToken.")
+            start = sids.index(token[2:]) + 1
+        items = found[start : start + size]
+        uri = request.url.path
+        base = {"To": to} if to else {}
+        next_uri = None
+        if start + size < len(found):
+            after = {"PageSize": size, "Page": page + 1, "PageToken": "PA" + items[-1]["sid"]}
+            next_uri = f"{uri}?{urlencode({**base, **after})}"
+        return JSONResponse(
+            {
+                "messages": items,
+                "page": page,
+                "page_size": size,
+                "start": start,
+                "end": start + max(len(items) - 1, 0),
+                "uri": f"{uri}?{urlencode({**base, 'PageSize': size, 'Page': page})}",
+                "first_page_uri": f"{uri}?{urlencode({**base, 'PageSize': size, 'Page': 0})}",
+                "next_page_uri": next_uri,
+                "previous_page_uri": None,
+            }
+        )
 
     async def _fetch(self, request: Request) -> Response:
         self._record(request, {})
@@ -329,6 +394,14 @@ def _error(status: int, code: int | None, message: str, retry_after: str | None 
     }
     headers = {"Retry-After": retry_after} if retry_after else None
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _newest_first(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sort by `date_created`, newest first; the later-stored first within one second."""
+    later_stored_first = list(messages)[::-1]
+    return sorted(
+        later_stored_first, key=lambda m: parsedate_to_datetime(m["date_created"]), reverse=True
+    )
 
 
 @contextmanager

@@ -53,17 +53,35 @@ def twilio_settings(
     return make_settings(database_url, **values)
 
 
-def twilio_client(settings: Settings) -> TwilioClient:
-    """The real Twilio client for `settings` (which must name the twilio provider)."""
-    client = create_twilio_client(settings)
-    assert isinstance(client, TwilioClient)
-    return client
+def twilio_client(settings: Settings, **paging: int) -> TwilioClient:
+    """The real Twilio client for `settings` (which must name the twilio provider).
+
+    Without `paging` it is the client the app builds (`create_twilio_client`); `paging`
+    (`lookup_page_size`, `lookup_max_pages`) makes lookups read small pages, so a test
+    crosses many pages with few messages.
+    """
+    if not paging:
+        client = create_twilio_client(settings)
+        assert isinstance(client, TwilioClient)
+        return client
+    token = settings.twilio_auth_token
+    return TwilioClient(
+        account_sid=settings.twilio_account_sid or "",
+        auth_token=token.get_secret_value() if token else "",
+        from_number=settings.twilio_from_number,
+        messaging_service_sid=settings.twilio_messaging_service_sid,
+        base_url=settings.twilio_api_base_url,
+        timeout_seconds=settings.twilio_timeout_seconds,
+        max_retries=settings.twilio_max_retries,
+        max_retry_wait_seconds=settings.twilio_max_retry_wait_seconds,
+        **paging,
+    )
 
 
 @asynccontextmanager
-async def open_twilio_client(settings: Settings) -> AsyncIterator[TwilioClient]:
-    """`twilio_client(settings)`, closed when the block ends."""
-    client = twilio_client(settings)
+async def open_twilio_client(settings: Settings, **paging: int) -> AsyncIterator[TwilioClient]:
+    """`twilio_client(settings, **paging)`, closed when the block ends."""
+    client = twilio_client(settings, **paging)
     try:
         yield client
     finally:

@@ -156,6 +156,98 @@ async def test_find_messages_retries_a_failed_lookup(twilio_fake):
     assert [r.method for r in twilio_fake.requests] == ["GET", "GET"]
 
 
+def _pages_read(fake) -> list[dict[str, str]]:
+    """The query of every list request the stand-in answered, in order."""
+    return [r.form for r in fake.requests if r.method == "GET"]
+
+
+async def test_find_messages_finds_a_text_however_many_were_sent_since(twilio_fake):
+    before = datetime.now(UTC) - timedelta(seconds=2)
+    async with open_twilio_client(twilio_settings(twilio_fake), lookup_page_size=25) as client:
+        target = await client.send(to=TO, body="The one", status_callback=None)
+        for n in range(120):  # newer texts to the same number, and one elsewhere
+            twilio_fake.add_message(to=TO, body=f"newer {n}", created=datetime.now(UTC))
+        twilio_fake.add_message(to="+14155550199", body="other", created=datetime.now(UTC))
+        found = await client.find_messages(to=TO, created_after=before)
+    assert len(found) == 121
+    assert found[-1].sid == target.sid  # the oldest, on the fifth page
+    assert {m.to for m in found} == {TO}
+    pages = _pages_read(twilio_fake)
+    assert [page["PageSize"] for page in pages] == ["25"] * 5
+    assert "PageToken" not in pages[0]
+    assert all(page["PageToken"].startswith("PA") for page in pages[1:])
+
+
+async def test_find_messages_stops_at_the_time_window(twilio_fake):
+    now = datetime.now(UTC)
+    long_ago = now - timedelta(hours=1)
+    for n in range(60):  # delivered an hour ago: outside the window
+        twilio_fake.add_message(to=TO, body=f"old {n}", created=long_ago, sent=long_ago)
+    for n in range(30):
+        twilio_fake.add_message(to=TO, body=f"new {n}", created=now, sent=now)
+    async with open_twilio_client(twilio_settings(twilio_fake), lookup_page_size=25) as client:
+        found = await client.find_messages(to=TO, created_after=now - timedelta(minutes=5))
+    assert sorted(m.body for m in found) == sorted(f"new {n}" for n in range(30))
+    assert len(_pages_read(twilio_fake)) == 2  # the second page reached the old ones
+
+
+async def test_find_messages_reads_on_past_a_text_created_before_but_sent_within(twilio_fake):
+    now = datetime.now(UTC)
+    long_ago = now - timedelta(hours=1)
+    twilio_fake.add_message(to=TO, body="old", created=long_ago, sent=long_ago)
+    twilio_fake.add_message(to=TO, body="queued long", created=long_ago, sent=now)
+    twilio_fake.add_message(to=TO, body="never sent", created=long_ago, status="failed")
+    for n in range(2):
+        twilio_fake.add_message(to=TO, body=f"new {n}", created=now)
+    async with open_twilio_client(twilio_settings(twilio_fake), lookup_page_size=2) as client:
+        found = await client.find_messages(to=TO, created_after=now - timedelta(minutes=5))
+    assert sorted(m.body for m in found) == ["new 0", "new 1"]
+    assert len(_pages_read(twilio_fake)) == 3  # neither date alone ends the lookup
+
+
+async def test_find_messages_at_its_page_cap_leaves_the_outcome_unknown(twilio_fake):
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    for n in range(15):
+        twilio_fake.add_message(to=TO, body=f"text {n}", created=datetime.now(UTC))
+    settings = twilio_settings(twilio_fake)
+    async with open_twilio_client(settings, lookup_page_size=5, lookup_max_pages=3) as client:
+        assert len(await client.find_messages(to=TO, created_after=since)) == 15
+        assert len(_pages_read(twilio_fake)) == 3  # three pages held the whole window
+        twilio_fake.add_message(to=TO, body="one more", created=datetime.now(UTC))
+        twilio_fake.requests.clear()
+        with pytest.raises(SmsOutcomeUnknownError):
+            await client.find_messages(to=TO, created_after=since)
+    assert len(_pages_read(twilio_fake)) == 3  # stopped at the cap, the window not covered
+
+
+async def test_find_messages_retries_a_failed_page(twilio_fake):
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    for n in range(6):
+        twilio_fake.add_message(to=TO, body=f"text {n}", created=datetime.now(UTC))
+    twilio_fake.faults += [Fault(method="GET"), Fault(status=503, method="GET")]
+    settings = twilio_settings(twilio_fake, twilio_max_retry_wait_seconds=0.2)
+    async with open_twilio_client(settings, lookup_page_size=3) as client:
+        found = await client.find_messages(to=TO, created_after=since)
+    assert len(found) == 6
+    pages = _pages_read(twilio_fake)
+    assert len(pages) == 3
+    assert pages[1] == pages[2]  # the second page, asked again after the 503
+
+
+async def test_a_lookup_is_bounded_as_a_whole(twilio_fake):
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    for n in range(10):
+        twilio_fake.add_message(to=TO, body=f"text {n}", created=datetime.now(UTC))
+    twilio_fake.faults.append(Fault(delay=0.4, method="GET", count=10))  # each page in time
+    settings = twilio_settings(twilio_fake, twilio_timeout_seconds=0.5, twilio_max_retries=0)
+    started = time.monotonic()
+    async with open_twilio_client(settings, lookup_page_size=2) as client:
+        with pytest.raises(SmsProviderUnavailableError):
+            await client.find_messages(to=TO, created_after=since)
+    assert time.monotonic() - started < 1.5
+    assert len(_pages_read(twilio_fake)) == 2  # cut off during the second page
+
+
 async def test_console_sender_logs_and_returns_a_twilio_shaped_id(caplog):
     sender = ConsoleSmsSender()
     with caplog.at_level(logging.INFO, logger="app.twilio"):

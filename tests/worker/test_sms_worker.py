@@ -6,16 +6,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 
 from backend.app.core.database import create_engine, create_session_factory
 from backend.app.models import Lead, Message
+from backend.app.models.message import MessageDirection, MessageStatus
 from backend.app.worker import SmsWorker
 from tests.factories import make_lead, make_member
-from tests.fakes.twilio_fake import Fault
+from tests.fakes.twilio_fake import FakeTwilio, Fault
 from tests.fakes.twilio_fixtures import twilio_client, twilio_settings
 
 PHONE = "+14155550100"
@@ -45,6 +48,61 @@ def _worker(app, settings) -> SmsWorker:
     return SmsWorker(
         settings=settings, session_factory=app.state.session_factory, sender=twilio_client(settings)
     )
+
+
+def _start_worker_process(
+    fake: FakeTwilio, database_url: str, repo_root: Path, **env: str
+) -> subprocess.Popen[bytes]:
+    """Start `python -m backend.app.worker` against `fake`, as an operator would run it."""
+    values = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SMS_PROVIDER": "twilio",
+        "TWILIO_ACCOUNT_SID": fake.account_sid,
+        "TWILIO_AUTH_TOKEN": fake.auth_token,
+        "TWILIO_FROM_NUMBER": "+15005550006",
+        "TWILIO_API_BASE_URL": fake.base_url,
+        "TWILIO_TIMEOUT_SECONDS": "20",  # the worker is still waiting when it is killed
+        "TWILIO_MAX_RETRIES": "0",
+        "WORKER_LEASE_SECONDS": "45",
+        "LOG_LEVEL": "WARNING",
+        **env,
+    }
+    argv = [sys.executable, "-m", "backend.app.worker"]
+    return subprocess.Popen(argv, cwd=repo_root, env=values)
+
+
+async def _insert_queued(app, owner, lead, count: int) -> list[int]:
+    """Queue `count` texts to `lead` straight in the table (the API allows 200 a day)."""
+    now = datetime.now(UTC)
+    async with app.state.session_factory.begin() as session:
+        rows = [
+            Message(
+                lead_id=lead["id"],
+                created_by_id=owner.id,
+                direction=MessageDirection.OUTBOUND,
+                status=MessageStatus.QUEUED,
+                body=f"text {n}",
+                phone=lead["phone"],
+                due_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+            for n in range(count)
+        ]
+        session.add_all(rows)
+        await session.flush()
+        return [row.id for row in rows]
+
+
+async def _expire_leases(app, ids: list[int]) -> None:
+    """Let the leases of `ids` run out now, as they would WORKER_LEASE_SECONDS later."""
+    async with app.state.session_factory.begin() as session:
+        await session.execute(
+            update(Message)
+            .where(Message.id.in_(ids), Message.status == MessageStatus.SENDING)
+            .values(lease_expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
 
 
 async def test_a_queued_message_is_sent_once(client, app, twilio_fake, database_url):
@@ -116,6 +174,40 @@ async def test_5xx_after_twilio_accepted_is_adopted_not_resent(
     [sid] = twilio_fake.messages
     assert (row.status, row.provider_message_id, row.error_code) == ("sent", sid, None)
     assert [r.method for r in twilio_fake.requests] == ["POST", "GET"]
+
+
+async def test_a_lookup_stopped_by_its_page_cap_never_sends_again(
+    client, app, twilio_fake, database_url
+):
+    owner, lead = await _setup(client)
+    queued = await _queue(client, owner, lead, "Hello")
+    twilio_fake.faults.append(Fault(status=500, accept=True))  # the text went out anyway
+    settings = twilio_settings(
+        twilio_fake,
+        database_url,
+        sms_max_attempts=3,
+        sms_retry_base_seconds=0.05,
+        sms_retry_max_seconds=0.1,
+    )
+    sender = twilio_client(settings, lookup_page_size=5, lookup_max_pages=2)
+    worker = SmsWorker(settings=settings, session_factory=app.state.session_factory, sender=sender)
+    try:
+        assert await worker.run_once() == 1
+        first = await _row(app, queued["id"])
+        for n in range(10):  # then 10 newer texts to that number: more than 2 pages of 5
+            twilio_fake.add_message(to=PHONE, body=f"newer {n}", created=datetime.now(UTC))
+        for expected in ("queued", "failed"):  # tries 2 and 3: each lookup stops at the cap
+            row = await _row(app, queued["id"])
+            await asyncio.sleep(max(0.0, (row.due_at - datetime.now(UTC)).total_seconds()))
+            assert await worker.run_once() == 1
+            row = await _row(app, queued["id"])
+            assert (row.status, row.error_code) == (expected, "sms_outcome_unknown")
+            assert row.outcome_unknown_since == first.outcome_unknown_since
+    finally:
+        await sender.aclose()
+    assert row.attempts == 3
+    assert len(twilio_fake.creates()) == 1  # never sent blindly
+    assert [r.method for r in twilio_fake.requests].count("GET") == 4  # 2 lookups of 2 pages
 
 
 async def test_429_retries_in_the_client_then_in_the_worker(client, app, twilio_fake, database_url):
@@ -255,21 +347,7 @@ async def test_worker_killed_mid_send_loses_and_duplicates_nothing(
         twilio_max_retries=0,
         worker_lease_seconds=1.5,
     )
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SMS_PROVIDER": "twilio",
-        "TWILIO_ACCOUNT_SID": twilio_fake.account_sid,
-        "TWILIO_AUTH_TOKEN": twilio_fake.auth_token,
-        "TWILIO_FROM_NUMBER": "+15005550006",
-        "TWILIO_API_BASE_URL": twilio_fake.base_url,
-        "TWILIO_TIMEOUT_SECONDS": "20",  # the worker is still waiting when it is killed
-        "TWILIO_MAX_RETRIES": "0",
-        "WORKER_LEASE_SECONDS": "45",
-        "LOG_LEVEL": "WARNING",
-    }
-    argv = [sys.executable, "-m", "backend.app.worker"]
-    process = subprocess.Popen(argv, cwd=repo_root, env=env)  # noqa: ASYNC220
+    process = _start_worker_process(twilio_fake, database_url, repo_root)
     try:
         deadline = time.monotonic() + 20
         while len(twilio_fake.creates()) < 3:
@@ -284,15 +362,66 @@ async def test_worker_killed_mid_send_loses_and_duplicates_nothing(
             process.wait(timeout=10)
     rows = [await _row(app, message_id) for message_id in ids]
     assert {row.status for row in rows} == {"sending"}  # left behind by the dead worker
-    async with app.state.session_factory.begin() as session:  # let the 45 s lease run out
-        await session.execute(
-            update(Message)
-            .where(Message.id.in_(ids))
-            .values(lease_expires_at=datetime.now(UTC) - timedelta(seconds=1))
-        )
+    await _expire_leases(app, ids)  # as if the 45 s lease had run out
     assert await _worker(app, settings).run_once() == 3
     rows = [await _row(app, message_id) for message_id in ids]
     assert {row.status for row in rows} == {"sent"}
     assert {row.provider_message_id for row in rows} == set(twilio_fake.messages)
     assert len(twilio_fake.creates()) == 3  # nothing sent twice
     assert {row.outcome_unknown_since is None for row in rows} == {True}
+
+
+@pytest.mark.slow
+async def test_worker_killed_mid_drain_to_one_number_sends_each_text_once(
+    client, app, twilio_fake, database_url, repo_root
+):
+    owner, lead = await _setup(client)
+    ids = await _insert_queued(app, owner, lead, 300)
+    # Ten rounds of 10 go out and are recorded; the 11th is accepted but answered late, and
+    # the worker is killed while it waits: 10 texts sent, their rows left `sending`.
+    twilio_fake.faults += [Fault(count=100), Fault(delay=30, accept=True, count=10)]
+    process = _start_worker_process(twilio_fake, database_url, repo_root, WORKER_CONCURRENCY="10")
+    try:
+        deadline = time.monotonic() + 20
+        while len(twilio_fake.messages) < 110:
+            assert time.monotonic() < deadline, "the worker never reached its 11th round"
+            assert process.poll() is None
+            await asyncio.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    rows = [await _row(app, message_id) for message_id in ids]
+    assert Counter(row.status for row in rows) == {"sent": 100, "sending": 10, "queued": 190}
+    stale = [row.id for row in rows if row.status == "sending"]
+
+    settings = twilio_settings(twilio_fake, database_url)
+    sender = twilio_client(settings, lookup_page_size=40)  # 300 texts: 8 pages a lookup
+    worker = SmsWorker(settings=settings, session_factory=app.state.session_factory, sender=sender)
+    try:
+        # The restarted worker drains the queued rest first (190 newer texts to that number),
+        # then the stale rows' leases run out and each is looked up before any new try.
+        drained, deadline = 0, time.monotonic() + 30
+        while claimed := await worker.run_once():
+            drained += claimed
+            assert time.monotonic() < deadline, "the queued rest was never drained"
+        assert drained == 190
+        await _expire_leases(app, stale)
+        assert await asyncio.wait_for(worker.run_once(), 30) == 10
+        assert await worker.run_once() == 0
+    finally:
+        await sender.aclose()
+
+    creates = len(twilio_fake.creates())
+    assert creates == 300  # each text once: the 10 were adopted, not sent again
+    rows = [await _row(app, message_id) for message_id in ids]
+    assert {row.status for row in rows} == {"sent"}
+    assert len({row.provider_message_id for row in rows}) == 300
+    assert {row.provider_message_id for row in rows} == set(twilio_fake.messages)
+    assert sorted(r.form["Body"] for r in twilio_fake.creates()) == sorted(
+        f"text {n}" for n in range(300)
+    )
+    pages = [r for r in twilio_fake.requests if r.method == "GET"]
+    assert len(pages) == 10 * 8  # every lookup read the whole window, page after page

@@ -13,14 +13,30 @@ Retry rules (Messages have no idempotency key, so a repeated create can mean a s
   `SmsOutcomeUnknownError` and are never retried here: Twilio may have accepted the text.
   The worker looks it up with `find_messages` before it tries again.
 - Any other 4xx is permanent: `SmsProviderError` (`SmsRecipientOptedOutError` for 21610).
-Lookups (`find_messages`, a GET) are safe to repeat and are retried on any transient failure.
+
+Lookups (`find_messages`) settle an unknown outcome, so they must see the whole time window
+since the attempt, however many texts went to that number since:
+- They follow Twilio's paging (`next_page_uri`, LOOKUP_PAGE_SIZE messages a page, newest
+  first) until the list ends or a page reaches a message created and sent before the
+  window. Both dates must be before it: Twilio's docs say the list is sorted by DateSent,
+  and a message created earlier may have been sent later. Only the query of
+  `next_page_uri` is used, on our own host and path, so credentials never go elsewhere.
+- Each page is a GET, safe to repeat: it keeps the per-call timeout and is retried on any
+  transient failure. The whole lookup takes no longer than one send may (tries x timeout
+  plus the waits), so WORKER_LEASE_SECONDS still covers a lookup plus a send; past that it
+  raises `SmsProviderUnavailableError` and the worker looks up again later.
+- LOOKUP_MAX_PAGES is a safety net. If that many pages do not reach back to the window, the
+  text may be among the unread ones, so the lookup raises `SmsOutcomeUnknownError`: the
+  worker keeps the row's outcome unknown and never re-sends blindly; it looks up again after
+  its backoff (a status callback may settle the row meanwhile) and, after SMS_MAX_ATTEMPTS,
+  marks it `failed` with `sms_outcome_unknown`.
 """
 
 import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
@@ -49,6 +65,10 @@ OPT_IN_KEYWORDS = frozenset({"START", "YES", "UNSTOP"})
 # requests, so a few busy connections beat one per request in flight (measured: 2-3x).
 MAX_CONNECTIONS = 10
 _CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Lookups: Twilio's largest page (fewest round trips), and a cap on pages as a safety net:
+# 10 pages reach back past 10,000 texts to one number since the attempt.
+LOOKUP_PAGE_SIZE = 1000
+LOOKUP_MAX_PAGES = 10
 
 
 @dataclass(frozen=True)
@@ -70,6 +90,7 @@ class ProviderMessage:
     created_at: datetime | None
     error_code: int | None
     error_message: str | None
+    sent_at: datetime | None = None
 
 
 class SmsSender(Protocol):
@@ -86,10 +107,12 @@ class SmsSender(Protocol):
         ...
 
     async def find_messages(self, *, to: str, created_after: datetime) -> list[ProviderMessage]:
-        """Return the recent messages to `to` the provider created after `created_after`.
+        """Return every message to `to` the provider created after `created_after`.
 
         Raises:
             SmsProviderError: the lookup failed (`SmsProviderUnavailableError` if transient).
+            SmsOutcomeUnknownError: too many messages to read them all; whether the text
+                went out is still unknown.
         """
         ...
 
@@ -113,6 +136,8 @@ class TwilioClient:
         max_retries: int,
         max_retry_wait_seconds: float,
         max_connections: int = 100,
+        lookup_page_size: int = LOOKUP_PAGE_SIZE,
+        lookup_max_pages: int = LOOKUP_MAX_PAGES,
     ) -> None:
         self._sender = (
             {"MessagingServiceSid": messaging_service_sid}
@@ -123,6 +148,11 @@ class TwilioClient:
         self._timeout = timeout_seconds
         self._max_retries = max_retries
         self._max_wait = max_retry_wait_seconds
+        self._page_size = lookup_page_size
+        self._max_pages = lookup_max_pages
+        # Settings.sms_send_budget_seconds: the lease is sized for one lookup plus one send.
+        tries = max_retries + 1
+        self._lookup_budget = tries * timeout_seconds + (tries - 1) * max_retry_wait_seconds
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             auth=httpx.BasicAuth(account_sid, auth_token),
@@ -143,14 +173,33 @@ class TwilioClient:
         return SentSms(sid=str(data["sid"]), status=str(data.get("status") or "queued"))
 
     async def find_messages(self, *, to: str, created_after: datetime) -> list[ProviderMessage]:
-        """List the newest messages to `to` (one page) created after `created_after`."""
-        retrying = self._retrying(SmsProviderUnavailableError, SmsOutcomeUnknownError)
+        """List the messages to `to` created since `created_after`, page by page, newest first.
+
+        Raises:
+            SmsProviderUnavailableError: a page could not be read, or the lookup took longer
+                than one send may.
+            SmsOutcomeUnknownError: LOOKUP_MAX_PAGES pages did not reach back to the window.
+        """
+        start = created_after.replace(microsecond=0)  # Twilio's dates are whole seconds
+        params = httpx.QueryParams({"To": to, "PageSize": str(self._page_size)})
+        found: list[ProviderMessage] = []
         try:
-            data: dict[str, Any] = await retrying(self._list_once, {"To": to, "PageSize": "50"})
-        except SmsOutcomeUnknownError as exc:  # a failed GET changed nothing
-            raise SmsProviderUnavailableError(exc.message, status=exc.status) from exc
-        found = [_provider_message(item) for item in data.get("messages") or []]
-        return [m for m in found if m.created_at is None or m.created_at >= created_after]
+            async with asyncio.timeout(self._lookup_budget):
+                for _ in range(self._max_pages):
+                    page = await self._read_page(params)
+                    listed = [_provider_message(item) for item in page.get("messages") or []]
+                    found += [m for m in listed if m.created_at is None or m.created_at >= start]
+                    next_uri = page.get("next_page_uri")
+                    if not isinstance(next_uri, str) or any(_before(m, start) for m in listed):
+                        return found
+                    params = httpx.URL(next_uri).params
+        except TimeoutError as exc:
+            raise SmsProviderUnavailableError("The Twilio lookup took too long.") from exc
+        logger.warning("sms lookup stopped at its page cap", extra={"pages": self._max_pages})
+        raise SmsOutcomeUnknownError(
+            f"Read {self._max_pages} pages of texts to this number without reaching back to "
+            "the attempt; it may have been sent, so it is not sent again."
+        )
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -174,7 +223,16 @@ class TwilioClient:
     async def _create_once(self, form: dict[str, str]) -> dict[str, Any]:
         return await self._request("POST", self._path, data=form)
 
-    async def _list_once(self, params: dict[str, str]) -> dict[str, Any]:
+    async def _read_page(self, params: httpx.QueryParams) -> dict[str, Any]:
+        """Read one page of the message list, retried like any lookup."""
+        retrying = self._retrying(SmsProviderUnavailableError, SmsOutcomeUnknownError)
+        try:
+            page: dict[str, Any] = await retrying(self._list_once, params)
+        except SmsOutcomeUnknownError as exc:  # a failed GET changed nothing
+            raise SmsProviderUnavailableError(exc.message, status=exc.status) from exc
+        return page
+
+    async def _list_once(self, params: httpx.QueryParams) -> dict[str, Any]:
         return await self._request("GET", self._path, params=params)
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -227,16 +285,37 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _provider_message(item: dict[str, Any]) -> ProviderMessage:
-    created = item.get("date_created")
     error_code = item.get("error_code")
     return ProviderMessage(
         sid=str(item.get("sid", "")),
         to=str(item.get("to", "")),
         body=str(item.get("body", "")),
         status=str(item.get("status", "")),
-        created_at=parsedate_to_datetime(created) if isinstance(created, str) else None,
+        created_at=_date(item.get("date_created")),
         error_code=int(error_code) if isinstance(error_code, int | str) and error_code else None,
         error_message=item.get("error_message"),
+        sent_at=_date(item.get("date_sent")),
+    )
+
+
+def _date(value: object) -> datetime | None:
+    """Read an RFC 2822 date (`Thu, 24 Aug 2023 05:01:45 +0000`); UTC if it names no zone."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _before(message: ProviderMessage, start: datetime) -> bool:
+    """Whether `message` was both created and sent before `start`, in either sort order."""
+    return (
+        message.created_at is not None
+        and message.created_at < start
+        and message.sent_at is not None
+        and message.sent_at < start
     )
 
 
