@@ -124,7 +124,7 @@ async def _create_first_admin(app: FastAPI) -> None:
     except EmailTakenError:  # another worker process created it at the same moment
         created = False
     if created:
-        logger.info("first admin created", extra={"email": settings.first_admin_email})
+        logger.info("first admin created (FIRST_ADMIN_EMAIL)")
 
 
 def operation_id(route: APIRoute) -> str:

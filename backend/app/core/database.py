@@ -8,7 +8,7 @@ Every wait on the database is bounded by a setting (DATABASE_CONNECT_TIMEOUT_SEC
 DATABASE_POOL_TIMEOUT_SECONDS, DATABASE_STATEMENT_TIMEOUT_SECONDS), and every failure to reach
 the database surfaces as a SQLAlchemy error: `is_database_unavailable` tells those apart from
 bugs and bad data. The API answers them 503 `database_unavailable` (`error_handlers.py`); the
-worker pauses a round.
+worker pauses a round. Statement parameters never appear in an error (`hide_parameters`).
 """
 
 import sqlite3
@@ -64,6 +64,7 @@ def create_engine(settings: Settings, *, bound_statements: bool = True) -> Async
             max_overflow=settings.database_max_overflow,
             pool_recycle=1800,
             pool_timeout=settings.database_pool_timeout_seconds,
+            hide_parameters=True,
             connect_args=_asyncpg_connect_args(settings, bound_statements=bound_statements),
         )
     event.listen(engine.sync_engine, "do_connect", _connect)
@@ -84,7 +85,7 @@ def _create_sqlite_engine(url: URL, settings: Settings) -> AsyncEngine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     busy_seconds = settings.database_statement_timeout_seconds
-    engine = create_async_engine(url, connect_args={"timeout": busy_seconds})
+    engine = create_async_engine(url, hide_parameters=True, connect_args={"timeout": busy_seconds})
     event.listen(
         engine.sync_engine,
         "connect",
