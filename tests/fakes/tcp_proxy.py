@@ -64,11 +64,6 @@ class TcpProxy:
         """Forward again: listen if killed, let waiting bytes through if stalled."""
         self._call(self._restore())
 
-    @property
-    def open_connections(self) -> int:
-        """How many client connections the proxy holds right now."""
-        return len(self._links)
-
     def _call(self, coroutine: Coroutine[Any, Any, None]) -> None:
         asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(CONTROL_TIMEOUT_SECONDS)
 
