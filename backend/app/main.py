@@ -18,6 +18,7 @@ from backend.app.core.database import create_engine, create_session_factory, uni
 from backend.app.core.deps import get_current_user
 from backend.app.core.error_handlers import register_error_handlers
 from backend.app.core.errors import (
+    DatabaseUnavailableError,
     EmailTakenError,
     UnauthorizedError,
     error_responses,
@@ -123,7 +124,7 @@ async def _create_first_admin(app: FastAPI) -> None:
     except EmailTakenError:  # another worker process created it at the same moment
         created = False
     if created:
-        logger.info("first admin created", extra={"email": settings.first_admin_email})
+        logger.info("first admin created (FIRST_ADMIN_EMAIL)")
 
 
 def operation_id(route: APIRoute) -> str:
@@ -169,8 +170,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def build_api_router() -> APIRouter:
-    """Return `/api/v1`: public routes first, then routes that need a bearer token."""
-    api = APIRouter(prefix=API_PREFIX, responses=error_responses(500))
+    """Return `/api/v1`: public routes first, then routes that need a bearer token.
+
+    Every operation here touches the database, so each documents 503 `database_unavailable`
+    (answered by `core/error_handlers.py`). A route that lists a 503 of its own replaces
+    this one (FastAPI merges by status): it lists `DatabaseUnavailableError` too.
+    """
+    api = APIRouter(prefix=API_PREFIX, responses=error_responses(500, DatabaseUnavailableError))
     api.include_router(auth.router)
     api.include_router(webhooks_twilio.router)  # authenticated by X-Twilio-Signature
     api.include_router(webhooks_stripe.router)  # authenticated by Stripe-Signature

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./data/app.db"
     database_pool_size: int = Field(default=10, ge=1)
     database_max_overflow: int = Field(default=10, ge=0)
+    # Every wait on the database is bounded, so an outage or a stall answers 503 in seconds:
+    database_connect_timeout_seconds: float = Field(default=5.0, gt=0)  # open a connection
+    database_pool_timeout_seconds: float = Field(default=5.0, gt=0)  # wait for a free one
+    # One statement (PostgreSQL: server-side, plus a client-side bound 1 s later for a
+    # silent network); on SQLite, the wait for the write lock.
+    database_statement_timeout_seconds: float = Field(default=5.0, gt=0)
 
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     access_token_expire_minutes: int = Field(default=60, ge=1)

@@ -1,9 +1,10 @@
 """Turn errors into the contract's body: the response builders and the exception handlers.
 
 `register_error_handlers(app)` maps our `AppError` types (see `errors.py`), FastAPI's
-validation errors and Starlette's HTTP errors to `{"code", "message", "details",
-"request_id"}`. Middleware answers (413, CORS refusals, the last-resort 500) are built with
-`error_response` too, so every error looks the same.
+validation errors, Starlette's HTTP errors and an unavailable database (503
+`database_unavailable`, from any route) to `{"code", "message", "details", "request_id"}`.
+Middleware answers (413, CORS refusals, the last-resort 500) are built with `error_response`
+too, so every error looks the same.
 """
 
 import logging
@@ -13,13 +14,16 @@ from typing import Any
 from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
+from backend.app.core.database import is_database_unavailable
 from backend.app.core.errors import (
     GENERIC_CODES,
     GENERIC_MESSAGES,
     AppError,
+    DatabaseUnavailableError,
     status_for,
 )
 
@@ -91,6 +95,26 @@ async def _handle_app_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _handle_database_error(request: Request, exc: Exception) -> JSONResponse:
+    """Answer 503 `database_unavailable` when the database cannot serve; re-raise the rest.
+
+    Anything else (a bug, bad data) goes on to the last-resort handler, which logs it and
+    answers 500.
+
+    Raises:
+        SQLAlchemyError: `exc` itself, when the database is not the problem.
+    """
+    assert isinstance(exc, SQLAlchemyError)
+    if not is_database_unavailable(exc):
+        raise exc
+    cause = exc.orig if isinstance(exc, DBAPIError) else None
+    logger.warning(
+        "database unavailable",
+        extra={"error": type(exc).__name__, "cause": type(cause).__name__ if cause else None},
+    )
+    return await _handle_app_error(request, DatabaseUnavailableError())
+
+
 def _is_json_media_type(content_type: str | None) -> bool:
     media = (content_type or "").split(";", 1)[0].strip().lower()
     return media == "application/json" or (
@@ -140,3 +164,4 @@ def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _handle_app_error)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_error)
+    app.add_exception_handler(SQLAlchemyError, _handle_database_error)

@@ -192,6 +192,22 @@ class ServiceUnavailableError(AppError):
     default_message = GENERIC_MESSAGES[503]
 
 
+class DatabaseUnavailableError(ServiceUnavailableError):
+    """The database is down, unreachable, overloaded or too slow to answer.
+
+    The request's writes were rolled back, unless the COMMIT itself went unanswered (then
+    they may be stored). Code never raises it: the handler in `error_handlers.py` answers
+    it for every database error that `database.is_database_unavailable` recognises.
+    """
+
+    code = "database_unavailable"
+    default_message = "The database is unavailable; retry later."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 2) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
 class CircuitOpenError(ServiceUnavailableError):
     """A provider failed too often in a row; calls to it are paused (`core/circuit.py`)."""
 
