@@ -157,7 +157,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
         expose_headers=["X-Request-ID", "Location", "Retry-After", "Idempotent-Replayed"],
     )
-    app.add_middleware(RequestContextMiddleware)  # outermost: every response gets an id
+    hsts_max_age = settings.hsts_max_age_seconds if settings.is_production else None
+    # Outermost: every response gets an id and the security headers.
+    app.add_middleware(RequestContextMiddleware, hsts_max_age=hsts_max_age)
 
     app.include_router(health.router)
     app.include_router(docs.router)

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from backend.app.core.deps import HasherDep, LoginFailuresDep, SessionDep, SettingsDep
@@ -53,6 +53,7 @@ async def register(
 )
 async def login(
     request: Request,
+    response: Response,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
     settings: SettingsDep,
@@ -62,7 +63,8 @@ async def login(
     """Exchange email (`username`) and password for a bearer token.
 
     More than `LOGIN_MAX_FAILURES` failures a minute for one email or one client address
-    answer 429 with `Retry-After`, whatever the password.
+    answer 429 with `Retry-After`, whatever the password. The token is never cached
+    (`Cache-Control: no-store`, `Pragma: no-cache`, as RFC 6749 section 5.1 asks).
 
     Raises:
         RateLimitedError: too many recent failures for this email or client.
@@ -84,4 +86,6 @@ async def login(
             session, user=user, hashed_password=await hasher.hash(form.password)
         )
     token, expires_in = create_access_token(user.id, settings)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
     return Token(access_token=token, expires_in=expires_in)
