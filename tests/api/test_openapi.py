@@ -104,6 +104,25 @@ async def test_fastapis_own_validation_error_schema_is_never_documented(spec):
     assert "ValidationError" not in spec["components"]["schemas"]
 
 
+async def test_a_wrong_method_is_405_allowing_exactly_the_documented_methods(client, spec):
+    def methods_at(url):
+        """The methods of every documented path whose template matches `url`."""
+        return {
+            method.upper()
+            for path, methods in spec["paths"].items()
+            if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", path), url)
+            for method in methods
+        }
+
+    for path in spec["paths"]:
+        url = with_ids(path)  # /users/me is also /users/{user_id}, which has PATCH
+        allowed = methods_at(url)
+        unused = next(m for m in ("PUT", "PATCH", "DELETE", "POST") if m not in allowed)
+        response = await client.request(unused, url)
+        assert_error(response, 405, "method_not_allowed")
+        assert sorted(response.headers["allow"].split(", ")) == sorted(allowed), path
+
+
 async def test_every_api_operation_documents_a_500(spec):
     for path, method, operation in operations(spec):
         if path.startswith(API_PREFIX):

@@ -146,6 +146,13 @@ async def test_an_unknown_route_is_404_in_the_error_shape(client):
 async def test_a_wrong_method_is_405_in_the_error_shape(client):
     response = await client.put("/api/v1/auth/register", json={})
     assert_error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST"
+
+
+async def test_a_405_allows_every_method_the_path_has(client):
+    response = await client.put("/api/v1/leads/1")
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "GET, PATCH, DELETE"
 
 
 async def test_an_allowed_origin_gets_cors_headers(database_url):

@@ -13,7 +13,9 @@ from typing import Any
 from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import Scope
 
 from backend.app.core.errors import (
@@ -125,6 +127,21 @@ async def _handle_validation_error(request: Request, exc: Exception) -> JSONResp
     return error_response(request.scope, 422, message=message, details=details)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method a route of the app accepts at the request's path, in route order.
+
+    FastAPI makes one route per method, and routing answers 405 from the first route whose
+    path matched, so its `Allow` would name that route's methods alone.
+    """
+    root_path = request.scope.get("app_root_path", request.scope.get("root_path", ""))
+    probe = {**request.scope, "root_path": root_path}  # as the app's router saw it
+    allowed: list[str] = []
+    for route in iter_route_contexts(request.app.routes):
+        if route.methods and route.matches(probe)[0] is not Match.NONE:
+            allowed += [method for method in sorted(route.methods) if method not in allowed]
+    return allowed
+
+
 async def _handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
@@ -132,6 +149,10 @@ async def _handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     message = GENERIC_MESSAGES.get(status)
     if status == 404:
         message = f"No route matches {request.method} {request.url.path}."
+    if status == 405:
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
     return error_response(request.scope, status, message=message, headers=headers)
 
 
