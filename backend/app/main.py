@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from backend.app.core.config import BillingProvider, Settings, get_settings
 from backend.app.core.database import create_engine, create_session_factory
 from backend.app.core.deps import get_current_user
-from backend.app.core.error_handlers import register_error_handlers
+from backend.app.core.error_handlers import document_body_errors, register_error_handlers
 from backend.app.core.errors import (
     EmailTakenError,
     UnauthorizedError,
@@ -148,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     register_error_handlers(app)
+    document_body_errors(app)  # 400, 413, 415 and 422 in OpenAPI wherever a body is read
     app.add_middleware(UnhandledErrorMiddleware)  # innermost: its 500 still gets CORS headers
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
