@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from backend.app.core.config import BillingProvider, Settings, get_settings
 from backend.app.core.database import create_engine, create_session_factory, unit_of_work
 from backend.app.core.deps import get_current_user
-from backend.app.core.error_handlers import register_error_handlers
+from backend.app.core.error_handlers import document_body_errors, register_error_handlers
 from backend.app.core.errors import (
     DatabaseUnavailableError,
     EmailTakenError,
@@ -149,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     register_error_handlers(app)
+    document_body_errors(app)  # 400, 413, 415 and 422 in OpenAPI wherever a body is read
     app.add_middleware(UnhandledErrorMiddleware)  # innermost: its 500 still gets CORS headers
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
@@ -158,7 +159,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
         expose_headers=["X-Request-ID", "Location", "Retry-After", "Idempotent-Replayed"],
     )
-    app.add_middleware(RequestContextMiddleware)  # outermost: every response gets an id
+    hsts_max_age = settings.hsts_max_age_seconds if settings.is_production else None
+    # Outermost: every response gets an id and the security headers.
+    app.add_middleware(RequestContextMiddleware, hsts_max_age=hsts_max_age)
 
     app.include_router(health.router)
     app.include_router(docs.router)

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     default_phone_region: str = "US"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    # Strict-Transport-Security max-age, sent in production only (0 makes browsers forget it).
+    hsts_max_age_seconds: int = Field(default=365 * 24 * 3600, ge=0)
 
     # --- SMS (Twilio). `console` logs texts instead of sending them (zero setup). ---
     sms_provider: SmsProvider = SmsProvider.CONSOLE
