@@ -21,6 +21,7 @@ and outcome codes only: never a token, a body or a patient's data.
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from functools import partial
@@ -68,7 +69,7 @@ class FhirCall:
     headers: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] | None = None
     content: bytes | None = None
-    form: dict[str, str] | None = None
+    form: Callable[[], dict[str, str]] | None = None  # built anew for every try
 
 
 class FhirExchange:
@@ -122,7 +123,7 @@ class FhirExchange:
         return await self._auth.token(self._send_for_token) if self._auth else None
 
     async def _send_for_token(
-        self, method: str, url: str, form: dict[str, str] | None
+        self, method: str, url: str, form: Callable[[], dict[str, str]] | None
     ) -> httpx.Response:
         """The sender the token source uses: no bearer token, always safe to retry."""
         headers = {"Accept": "application/json"}
@@ -160,7 +161,7 @@ class FhirExchange:
                     headers=headers,
                     params=call.params,
                     content=call.content,
-                    data=call.form,
+                    data=call.form() if call.form else None,
                 )
         except _CONNECT_ERRORS as exc:
             raise EhrUnavailableError(f"The EHR is unreachable ({type(exc).__name__}).") from exc
@@ -176,7 +177,7 @@ class FhirExchange:
 
     def _wait(self, state: RetryCallState) -> float:
         """Exponential backoff with jitter, but never sooner than the EHR's Retry-After."""
-        backoff = wait_exponential_jitter(initial=0.5, max=self._max_wait)(state)
+        backoff = wait_exponential_jitter(multiplier=0.5, max=self._max_wait)(state)
         error = state.outcome.exception() if state.outcome else None
         wanted = getattr(error, "retry_after", None) or 0.0
         return float(min(self._max_wait, max(backoff, wanted)))

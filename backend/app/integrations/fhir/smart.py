@@ -21,6 +21,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -42,8 +43,9 @@ DEFAULT_EXPIRES_IN = 300  # SMART requires `expires_in`; assume 5 minutes if it 
 MIN_RSA_BITS = 2048
 
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-# Sends one request with the client's timeouts and retries; see FhirClient._with_retries.
-Sender = Callable[[str, str, dict[str, str] | None], Awaitable[httpx.Response]]
+# Sends (method, url, form) with the client's timeouts and retries; `form` is called for
+# every try, so each try of a token request signs a new assertion (a new `jti`).
+Sender = Callable[[str, str, Callable[[], dict[str, str]] | None], Awaitable[httpx.Response]]
 
 
 class AccessTokenSource(Protocol):
@@ -165,7 +167,7 @@ class SmartBackendAuth:
     async def _fetch(self, send: Sender) -> str:
         token_url = await self._token_endpoint(send)
         started = self._clock()
-        response = await send("POST", token_url, self._token_form(token_url))
+        response = await send("POST", token_url, partial(self._token_form, token_url))
         if response.status_code != 200:
             raise _token_error(response)
         try:
