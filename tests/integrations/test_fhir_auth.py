@@ -11,13 +11,15 @@ import httpx
 import jwt
 import pytest
 
+from backend.app.core.config import FhirSigningAlgorithm
 from backend.app.core.errors import (
     EhrAuthError,
     EhrRequestRejectedError,
     EhrResourceNotFoundError,
 )
 from backend.app.core.logging import JsonFormatter
-from backend.app.integrations.fhir import create_fhir_client
+from backend.app.integrations.fhir import SmartBackendAuth, create_fhir_client, load_private_key
+from backend.app.integrations.fhir.smart import public_jwks
 from tests.fakes.fhir_fake import CLIENT_ID, STATIC_TOKEN, FakeFhir, Fault
 from tests.fakes.fhir_fixtures import (
     EC_KEY,
@@ -289,3 +291,29 @@ async def test_private_key_from_a_path_or_one_line_pem(fhir_fake, tmp_path):
         async with open_fhir_client(fhir_settings(fhir_fake, **overrides)) as client:
             assert (await client.read_patient(patient_id)).id == patient_id
     assert len(fhir_fake.issued) == 2
+
+
+@pytest.mark.parametrize("key", [RSA_KEY, EC_KEY], ids=["RS384", "ES384"])
+def test_the_printed_jwks_verifies_our_client_assertions(key):
+    private = load_private_key(pem=key.private_pem, path=None)
+    algorithm = FhirSigningAlgorithm(key.algorithm)
+    [jwk] = json.loads(public_jwks(private, key_id=key.kid, algorithm=algorithm))["keys"]
+    assert (jwk["kid"], jwk["alg"], jwk["use"]) == (key.kid, key.algorithm, "sig")
+    assert "d" not in jwk  # the public half only
+    auth = SmartBackendAuth(
+        client_id=CLIENT_ID,
+        private_key=private,
+        key_id=key.kid,
+        algorithm=algorithm,
+        scope="system/Patient.rs",
+        fhir_base_url="https://ehr.example/fhir",
+        token_url=None,
+    )
+    assertion = auth.client_assertion("https://ehr.example/token")
+    claims = jwt.decode(
+        assertion,
+        jwt.PyJWK(jwk).key,
+        algorithms=[key.algorithm],
+        audience="https://ehr.example/token",
+    )
+    assert claims["iss"] == CLIENT_ID

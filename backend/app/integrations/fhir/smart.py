@@ -10,13 +10,16 @@ its own private key (`private_key_jwt`) instead of a shared secret:
     -> {"access_token", "token_type": "bearer", "expires_in", "scope"}
 
 The EHR knows the matching public key (a JWKS registered with the client id); the JWT's `kid`
-header names it. The token URL is FHIR_TOKEN_URL, or `token_endpoint` of
+header names it. `python -m backend.app.integrations.fhir` prints that JWKS for the
+configured key (FHIR_PRIVATE_KEY[_PATH], FHIR_KEY_ID, FHIR_SIGNING_ALGORITHM): the public half
+only. The token URL is FHIR_TOKEN_URL, or `token_endpoint` of
 `[base]/.well-known/smart-configuration`. The access token is cached until shortly before it
 expires, and fetched by one caller at a time: concurrent callers wait for that one fetch.
 A token request is safe to repeat (every try signs a new assertion with a new `jti`).
 """
 
 import asyncio
+import json
 import logging
 import secrets
 import time
@@ -31,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from backend.app.core.config import FhirSigningAlgorithm
+from backend.app.core.config import FhirSigningAlgorithm, get_settings
 from backend.app.core.errors import EhrAuthError, EhrError
 
 logger = logging.getLogger("app.integrations.fhir")
@@ -266,3 +269,25 @@ def load_private_key(*, pem: str | None, path: str | None) -> SigningKey:
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise ValueError("The FHIR private key must be an RSA or EC key.")
     return key
+
+
+def public_jwks(key: SigningKey, *, key_id: str, algorithm: FhirSigningAlgorithm) -> str:
+    """The JWKS (JSON) holding the public half of `key`, to register with the EHR."""
+    public = key.public_key()
+    if isinstance(public, rsa.RSAPublicKey):
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(public))
+    else:
+        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(public))
+    jwk.pop("key_ops", None)
+    jwk.update({"kid": key_id, "alg": algorithm.value, "use": "sig"})
+    return json.dumps({"keys": [jwk]}, indent=2)
+
+
+def print_jwks() -> None:
+    """Print the JWKS of the configured FHIR key (public half only)."""
+    settings = get_settings()
+    pem = settings.fhir_private_key.get_secret_value() if settings.fhir_private_key else None
+    key = load_private_key(pem=pem, path=settings.fhir_private_key_path)
+    algorithm = settings.fhir_signing_algorithm
+    check_key(key, algorithm)
+    print(public_jwks(key, key_id=settings.fhir_key_id or "fhir-key-1", algorithm=algorithm))
