@@ -116,6 +116,18 @@ async def test_twenty_concurrent_callers_share_one_token_request(fhir_fake):
     assert used == [f"Bearer {fhir_fake.issued[0]}"] * 20
 
 
+async def test_twenty_concurrent_callers_share_one_refused_token_request(fhir_fake):
+    fhir_fake.token_delay = 0.3
+    settings = fhir_settings(fhir_fake, fhir_key_id="not-registered")
+    async with open_fhir_client(settings) as client:
+        outcomes = await asyncio.gather(
+            *(client.read_patient("abc") for _ in range(20)), return_exceptions=True
+        )
+    assert all(isinstance(outcome, EhrAuthError) for outcome in outcomes)
+    assert len(fhir_fake.token_requests()) == 1
+    assert fhir_fake.fhir_requests() == []
+
+
 async def test_token_is_renewed_once_before_it_expires(fhir_fake):
     patient_id = _seed(fhir_fake)
     fhir_fake.token_lifetime = 1  # renewed 0.1 s before expiry

@@ -14,7 +14,8 @@ header names it. `python -m backend.app.integrations.fhir` prints that JWKS for 
 configured key (FHIR_PRIVATE_KEY[_PATH], FHIR_KEY_ID, FHIR_SIGNING_ALGORITHM): the public half
 only. The token URL is FHIR_TOKEN_URL, or `token_endpoint` of
 `[base]/.well-known/smart-configuration`. The access token is cached until shortly before it
-expires, and fetched by one caller at a time: concurrent callers wait for that one fetch.
+expires; callers arriving while it is being fetched wait for that one fetch and share its
+outcome, a token or an error (one token request, not one per caller).
 A token request is safe to repeat (every try signs a new assertion with a new `jti`).
 """
 
@@ -124,7 +125,7 @@ class SmartBackendAuth:
         self._discovery_url = f"{fhir_base_url.rstrip('/')}/.well-known/smart-configuration"
         self._token_url = token_url or None
         self._clock = clock
-        self._lock = asyncio.Lock()
+        self._pending: asyncio.Task[str] | None = None
         self._access_token: str | None = None
         self._refresh_at = 0.0
 
@@ -132,15 +133,18 @@ class SmartBackendAuth:
         return f"SmartBackendAuth(client_id={self._client_id!r}, key_id={self._key_id!r})"
 
     async def token(self, send: Sender) -> str:
-        """Return the cached token, or fetch one; concurrent callers share one fetch."""
+        """Return the cached token, or fetch one; concurrent callers share one fetch.
+
+        The fetch runs as its own task, shielded: a caller that is cancelled (its client
+        went away) does not cancel it for the others.
+        """
         cached = self._cached()
         if cached is not None:
             return cached
-        async with self._lock:
-            cached = self._cached()  # fetched by whoever held the lock before us
-            if cached is not None:
-                return cached
-            return await self._fetch(send)
+        if self._pending is None or self._pending.done():
+            self._pending = asyncio.create_task(self._fetch(send))
+            self._pending.add_done_callback(_retrieve_outcome)
+        return await asyncio.shield(self._pending)
 
     def invalidate(self, token: str) -> bool:
         """Drop `token` if it is still the cached one; a new one is fetched on next use."""
@@ -208,6 +212,12 @@ class SmartBackendAuth:
                 ) from exc
             self._token_url = found.token_endpoint
         return self._token_url
+
+
+def _retrieve_outcome(task: asyncio.Task[str]) -> None:
+    """Mark a failed fetch's error as seen even if every caller was cancelled meanwhile."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _token_error(response: httpx.Response) -> EhrError:
