@@ -78,6 +78,16 @@ async def test_ensure_patient_is_a_conditional_create_in_fhir_json(fhir_fake):
     assert record.last_updated.utcoffset().total_seconds() == 0
 
 
+async def test_blank_fields_are_left_out_never_sent_empty(fhir_fake):
+    blank = {**PATIENT, "name": "  ", "phone": "", "email": None}
+    async with open_fhir_client(_settings(fhir_fake)) as client:
+        with pytest.raises(EhrRequestRejectedError) as caught:
+            await client.ensure_patient(**blank)
+    [create] = fhir_fake.fhir_requests("POST")
+    assert set(json.loads(create.body)) == {"resourceType", "identifier"}
+    assert caught.value.message.endswith("Patient.name: minimum required = 1, but only found 0.")
+
+
 async def test_ensure_patient_again_returns_the_same_patient_unchanged(fhir_fake):
     async with open_fhir_client(_settings(fhir_fake)) as client:
         first = await client.ensure_patient(**PATIENT)

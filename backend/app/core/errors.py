@@ -370,7 +370,7 @@ class EhrNoAnswerError(EhrError):
     """The EHR timed out or dropped the connection: the request may have been applied."""
 
     code = "ehr_no_answer"
-    default_message = "The EHR did not answer in time; the change may have been applied."
+    default_message = "The EHR did not answer; a change it was sent may have been applied."
 
 
 class EhrRequestRejectedError(EhrError):

@@ -174,11 +174,6 @@ class FhirClient:
             transport=transport,
         )
 
-    @property
-    def base_url(self) -> str:
-        """The FHIR base URL every request goes under."""
-        return self._base
-
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._exchange.aclose()

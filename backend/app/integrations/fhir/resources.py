@@ -198,24 +198,27 @@ def _first_contact(points: list[ContactPoint], system: str) -> str | None:
     return found[0].value if found else None
 
 
-def human_name(name: str) -> FhirJson:
-    """An official `HumanName` from one full-name string: the last word is the family name."""
+def human_names(name: str) -> list[JsonValue]:
+    """An official `HumanName` from one full-name string (the last word is the family name).
+
+    No name at all for a blank string: FHIR allows no empty values.
+    """
     words = name.split()
-    family = words[-1] if words else name
-    given: list[JsonValue] = list(words[:-1])
-    human: FhirJson = {"use": "official", "text": name, "family": family}
-    if given:
-        human["given"] = given
-    return human
+    if not words:
+        return []
+    human: FhirJson = {"use": "official", "text": " ".join(words), "family": words[-1]}
+    if len(words) > 1:
+        human["given"] = list(words[:-1])
+    return [human]
 
 
 def contact_points(phone: str | None, email: str | None) -> list[JsonValue]:
     """`telecom` entries for a phone number (mobile) and an email, those given."""
     points: list[JsonValue] = []
-    if phone:
-        points.append({"system": "phone", "value": phone, "use": "mobile"})
-    if email:
-        points.append({"system": "email", "value": email})
+    if phone and phone.strip():
+        points.append({"system": "phone", "value": phone.strip(), "use": "mobile"})
+    if email and email.strip():
+        points.append({"system": "email", "value": email.strip()})
     return points
 
 
@@ -231,12 +234,10 @@ def new_patient(
     patient: FhirJson = {
         "resourceType": "Patient",
         "identifier": [{"system": identifier_system, "value": identifier_value}],
-        "name": [human_name(name)],
+        "name": human_names(name),
+        "telecom": contact_points(phone, email),
     }
-    telecom = contact_points(phone, email)
-    if telecom:
-        patient["telecom"] = telecom
-    return patient
+    return {key: value for key, value in patient.items() if value != []}
 
 
 def with_contact(patient: FhirJson, *, name: str, phone: str | None, email: str | None) -> FhirJson:
@@ -246,11 +247,12 @@ def with_contact(patient: FhirJson, *, name: str, phone: str | None, email: str 
         for point in _json_list(patient.get("telecom"))
         if not (isinstance(point, dict) and point.get("system") in {"phone", "email"})
     ]
-    telecom = contact_points(phone, email) + kept
-    updated: FhirJson = {**patient, "name": [human_name(name)], "telecom": telecom}
-    if not telecom:
-        del updated["telecom"]
-    return updated
+    updated: FhirJson = {
+        **patient,
+        "name": human_names(name),
+        "telecom": contact_points(phone, email) + kept,
+    }
+    return {key: value for key, value in updated.items() if value != []}
 
 
 def _json_list(value: JsonValue) -> list[JsonValue]:
