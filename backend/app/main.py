@@ -33,6 +33,7 @@ from backend.app.core.middleware import (
 from backend.app.core.rate_limit import create_failure_counter
 from backend.app.core.security import PasswordHasher
 from backend.app.crud import users as crud_users
+from backend.app.integrations.fhir import create_fhir_client
 from backend.app.integrations.stripe import create_checkout_provider
 from backend.app.integrations.twilio import create_twilio_client
 from backend.app.routers import (
@@ -85,6 +86,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.sms_sender = create_twilio_client(settings)
     app.state.checkout_provider = create_checkout_provider(settings)
+    app.state.ehr_client = create_fhir_client(settings)
     sms_worker: BackgroundWorker | None = None
     try:
         await _create_first_admin(app)
@@ -103,6 +105,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await sms_worker.stop()
         await app.state.sms_sender.aclose()
         await app.state.checkout_provider.aclose()
+        await app.state.ehr_client.aclose()
         await app.state.login_failures.close()
         app.state.password_hasher.close()
         await engine.dispose()
