@@ -15,7 +15,11 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Response
 from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.types import Message, Receive, Scope, Send
+from twilio.request_validator import RequestValidator
 
+from backend.app.core.config import Settings
 from backend.app.core.deps import get_current_user
 from backend.app.core.errors import NotFoundError, UnauthorizedError, error_responses
 from backend.app.main import API_PREFIX, create_app
@@ -25,6 +29,8 @@ from tests.factories import PASSWORD, login, make_member, unique_email
 from tests.fakes.serving import serve_in_thread
 
 BROKEN = f"{API_PREFIX}/broken"
+TWILIO_WEBHOOKS = f"{API_PREFIX}/webhooks/twilio/"
+FORM = "application/x-www-form-urlencoded"
 
 
 @asynccontextmanager
@@ -43,7 +49,7 @@ async def fuzz_target(
     if extend is not None:
         extend(app)
     try:
-        with serve_in_thread(app, "API", lifespan="on", timeout=30) as base_url:
+        with serve_in_thread(TwilioSigns(app), "API", lifespan="on", timeout=30) as base_url:
             async with httpx.AsyncClient(base_url=base_url) as http:
                 members = [
                     Identity(name, (await make_member(http)).headers) for name in ("alice", "bob")
@@ -54,6 +60,46 @@ async def fuzz_target(
     finally:
         async with running_app(make_settings(database_url)) as cleaner:
             await clean_database(cleaner)
+
+
+class TwilioSigns:
+    """Sign each form posted to the Twilio webhooks as Twilio would, then pass it to the app.
+
+    This plays Twilio's part at the edge of the network, so fuzzed forms reach the handlers
+    instead of stopping at 403; the app's own signature check still runs on every request.
+    A body that is not a form goes through unsigned.
+    """
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        settings: Settings = app.state.settings
+        token = settings.twilio_auth_token
+        assert token is not None
+        self.validator = RequestValidator(token.get_secret_value())
+        self.public_base_url = settings.public_base_url.rstrip("/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(TWILIO_WEBHOOKS):
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+
+        async def replay() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        request = Request(scope, replay)
+        if request.headers.get("content-type", "").startswith(FORM):
+            url = self.public_base_url + request.url.path
+            url += f"?{request.url.query}" if request.url.query else ""
+            signature = self.validator.compute_signature(url, await request.form())
+            headers = [(k, v) for k, v in scope["headers"] if k != b"x-twilio-signature"]
+            scope = {**scope, "headers": [*headers, (b"x-twilio-signature", signature.encode())]}
+        await self.app(scope, replay, send)
 
 
 class Thing(BaseModel):
@@ -124,6 +170,18 @@ async def test_the_harness_fails_on_a_500_an_undocumented_status_and_a_leak(
         ("object_level_authorization", f"GET {BROKEN}/things/{{thing_id}}"),
     }, report.describe()
     assert report.errors == []
+
+
+async def test_twilio_signs_gets_a_form_past_the_signature_check(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    form = {"MessageSid": "SM" + "0" * 32, "From": "+14155550100", "To": "+14155550199"}
+    transport = httpx.ASGITransport(app=TwilioSigns(app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        signed = await http.post(f"{TWILIO_WEBHOOKS}inbound", data={**form, "Body": "hi"})
+    unsigned = await client.post(f"{TWILIO_WEBHOOKS}inbound", data={**form, "Body": "hi"})
+
+    assert (signed.status_code, unsigned.status_code) == (200, 403)
 
 
 def _assert_clean(*reports: FuzzReport) -> None:
