@@ -14,6 +14,10 @@ Object-level authorization is exercised twice, with two members:
   the peer's token, and must answer exactly 404, as a missing record does (the contract); a page
   the owner read must not list any of the owner's ids to the peer.
 
+Besides what Hypothesis draws, every body field and query or path parameter is sometimes given
+one of HOSTILE_VALUES (NUL, integers past 64 bits, dates at the ends of the calendar) wherever
+its schema allows it, so the values that break PostgreSQL are tried on every run.
+
 Cost is bounded by `max_examples` (deterministic), not by a time budget: schemathesis' own
 `max-time` keeps repeating the fuzzing phases until the time is spent, so what a run covers
 would depend on the machine. `time_cap` is only a safety net that stops the engine and says so.
@@ -59,6 +63,20 @@ SERVER_RULES: dict[str, list[tuple[tuple[str, ...], str]]] = {
     # JSON Schema counts 5000.0 as an integer; the API's strict integers refuse it (contract).
     "POST /api/v1/leads/{lead_id}/payments": [(("body", "amount"), "valid integer")],
 }
+
+# Values known to break a data layer, offered to every body field and query parameter whose
+# schema they satisfy (schemathesis "dictionaries"), so each run tries them whatever the seed
+# draws otherwise: PostgreSQL text cannot hold NUL, BIGINT ends at 2**63 - 1, Python's
+# datetime at year 9999.
+HOSTILE_VALUES: list[str | int] = [
+    "a\x00b",
+    "9999-12-31T23:59:59-01:00",
+    "0001-01-01T00:00:00+01:00",
+    2**63,
+    2**64,
+    -(2**63) - 1,
+]
+HOSTILE_PROBABILITY = 0.05
 
 # The owner's `Authorization` header -> the peer's, for `foreign_ids_answer_404`.
 _PEERS: dict[str, str] = {}
@@ -179,6 +197,8 @@ def _page_ids(content: bytes) -> set[Any]:
 
 def fuzz_config(
     *,
+    base_url: str,
+    parameter_keys: Iterable[str],
     auth_path: Path,
     user: str,
     peers: Iterable[str] = (),
@@ -189,6 +209,8 @@ def fuzz_config(
     """Return the run's configuration: every check, fixed seed, nothing written to disk.
 
     Args:
+        base_url: where the app serves.
+        parameter_keys: `query.q`, `body.name`...: where HOSTILE_VALUES are offered.
         auth_path: the Web Fuzzing Commons auth document naming the users.
         user: the user every request is sent as.
         peers: users that must not see each other's objects (schemathesis' own check).
@@ -212,8 +234,14 @@ def fuzz_config(
     ]
     return SchemathesisConfig.from_dict(
         {
+            "base-url": base_url,
             "seed": seed,
             "cache": {"enabled": False},
+            "dictionaries": {"hostile": {"values": HOSTILE_VALUES}},
+            "parameters": {
+                key: {"dictionary": "hostile", "probability": HOSTILE_PROBABILITY}
+                for key in parameter_keys
+            },
             "generation": {"deterministic": True, "max-examples": max_examples, "database": "none"},
             "phases": {"stateful": {"max-steps": stateful_steps}},
             "checks": checks,
@@ -221,6 +249,31 @@ def fuzz_config(
             "auth": {"wfc": {"path": str(auth_path), "user": user, **peer_names}},
         }
     )
+
+
+def parameter_keys(openapi: dict[str, Any]) -> list[str]:
+    """Every `query.<name>`, `path.<name>` and `body.<field>` the operations of `openapi` take.
+
+    Enums (a `$ref`) are left out: they hold no free value, and schemathesis 4.32 cannot bind a
+    dictionary to a referenced parameter schema.
+    """
+    keys: set[str] = set()
+    components = openapi.get("components", {}).get("schemas", {})
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") in {"query", "path"} and not _refers(parameter):
+                    keys.add(f"{parameter['in']}.{parameter['name']}")
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                body = media.get("schema", {})
+                body = components.get(body.get("$ref", "").rsplit("/", 1)[-1], body)
+                fields = body.get("properties", {})
+                keys.update(f"body.{name}" for name, field in fields.items() if not _refers(field))
+    return sorted(keys)
+
+
+def _refers(schema: Any) -> bool:
+    return '"$ref"' in json.dumps(schema)
 
 
 def write_auth_document(path: Path, identities: Iterable[Identity]) -> Path:
@@ -264,14 +317,17 @@ def fuzz(
     """
     owner = identities[0]
     peer = identities[1] if peers and len(identities) > 1 else None
+    openapi = requests.get(f"{base_url}/openapi.json", timeout=30).json()
     config = fuzz_config(
+        base_url=base_url,
+        parameter_keys=parameter_keys(openapi),
         auth_path=write_auth_document(workdir / "fuzz-auth.json", identities),
         user=owner.name,
         peers=[owner.name, peer.name] if peer else [],
         seed=seed,
         max_examples=max_examples,
     )
-    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json", config=config)
+    schema = schemathesis.openapi.from_dict(openapi, config=config)
     if only_paths:
         # An exclude, not `include()`: schemathesis ORs includes with the selection the
         # per-operation settings above make, which selects every operation.
