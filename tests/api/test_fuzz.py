@@ -1,10 +1,10 @@
 """Schemathesis fuzzes the served app from its own OpenAPI, with every check and two members.
 
 The app runs with uvicorn on a free port (real HTTP, as `make run` serves it), on PostgreSQL
-(where NUL bytes and 64-bit overflows break) and on SQLite; the members and
-an admin are made through the API with the suite's factories. `tests/api/fuzzing.py` holds the
-harness. The first test proves the harness fails on a broken handler, so the fuzz test below it
-cannot pass by checking nothing.
+(where NUL bytes and 64-bit overflows break) and on SQLite; the members and an admin are made
+through the API with the suite's factories. `tests/api/fuzzing.py` holds the harness. The
+first test proves the harness fails on a broken handler, so the fuzz test cannot pass by
+checking nothing.
 """
 
 import asyncio
