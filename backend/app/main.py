@@ -141,7 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_level)
     app = FastAPI(
         title="Lead Tracker API",
-        version="1.0.0",
+        version="1.1.0",
         description=API_DESCRIPTION,
         lifespan=lifespan,
         debug=settings.debug,

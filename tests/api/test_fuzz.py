@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 from fastapi import APIRouter, Depends, FastAPI, Response
 from pydantic import BaseModel
 from starlette.requests import Request
@@ -193,13 +192,6 @@ def _assert_clean(*reports: FuzzReport) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 8 (findings 3, 4 and 9): NUL bytes and integers past 2**63 give 500, bodies "
-    "that are not UTF-8 answer an undocumented 400, a 405's Allow lists one method, PATCH bodies "
-    "and Twilio forms refuse the nulls and empty strings the schema allows, PATCH /users/me "
-    "answers 422 not 405; fixes are on other branches",
-)
 async def test_fuzzing_finds_nothing(database_url: str, tmp_path: Path) -> None:
     async with fuzz_target(database_url) as (base_url, members, admin):
         as_members = await asyncio.to_thread(fuzz, base_url, identities=members, workdir=tmp_path)

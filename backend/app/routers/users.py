@@ -35,7 +35,7 @@ async def list_users(_admin: AdminUser, session: SessionDep, page: PageDep) -> U
 
 
 @router.patch(
-    "/{user_id}",
+    "/{user_id:int}",  # an integer only, so /users/me never falls through to it
     response_model=UserRead,
     responses=error_responses(ForbiddenError, NotFoundError, SelfModificationError, 413, 415, 422),
 )

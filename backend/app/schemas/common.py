@@ -62,16 +62,3 @@ class Page(BaseModel, Generic[ItemT]):
     total: int
     limit: int
     offset: int
-
-
-def reject_null(value: object) -> object:
-    """Refuse an explicit `null` for a field that may be omitted but never cleared.
-
-    Use as `_not_null = field_validator("name", "status", mode="before")(reject_null)`.
-
-    Raises:
-        ValueError: when `value` is None.
-    """
-    if value is None:
-        raise ValueError("may be omitted, but not null")
-    return value

@@ -13,10 +13,15 @@ a date past year 9999) is a 422 naming the field, never a 500:
 - `IsoDate`: ISO 8601 date text (`2026-01-05`); numbers and booleans are refused.
 - `BigInt`, `MAX_ID`, `MAX_OFFSET`: integers a BIGINT column holds.
 - `StrictBool`, `StrictEmail`: `true`/`false` only; a valid address as a JSON string.
+- `Omittable[X]`: a field of a partial update that may be left out but never set to
+  `null` (`name: Omittable[LeadName] = None`); OpenAPI shows it optional and not nullable.
 """
 
+import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Annotated
+from functools import cached_property
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -24,9 +29,12 @@ from pydantic import (
     BeforeValidator,
     EmailStr,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     Strict,
-    StringConstraints,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
 
 # Largest value a BIGINT column holds: larger ids in a path are a 422, never a database error.
 MAX_ID = 2**63 - 1
@@ -37,10 +45,89 @@ MAX_OFFSET = MAX_ID
 SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 # Tab, newline and carriage return allowed; NUL and the other control characters refused.
 MULTI_LINE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+# What pydantic's strip_whitespace removes (Unicode White_Space; Rust's str::trim).
+_BLANKS = r"\t\n\x0b\x0c\r\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 
 
-def single_line(*, max_length: int, min_length: int = 1, strip: bool = True) -> StringConstraints:
-    """Constraints of one line of text (names, titles, codes).
+@dataclass(frozen=True)
+class TextRule:
+    """The rule of a text field: which characters it refuses, its length, whether it is stripped.
+
+    Used as `Annotated` metadata (build it with `single_line` or `multi_line`). Surrounding
+    blanks are stripped first (when `strip`); what remains must hold no refused character and
+    fit the length. The OpenAPI `pattern` says the same of the text as sent.
+    """
+
+    refused: str  # a regex character class body: the characters refused inside the text
+    max_length: int
+    min_length: int
+    strip: bool
+
+    @cached_property
+    def pattern(self) -> str:
+        """The regex of an acceptable text as sent, for OpenAPI.
+
+        Without stripping it only names the refused characters (the length is `minLength`/
+        `maxLength`). With stripping it also bounds the length of what remains between the
+        surrounding blanks, since that, not the text as sent, is what is measured.
+        """
+        inside = f"[^{self.refused}]"
+        if not self.strip:
+            return f"^{inside}*$"
+        blanks = f"[{_BLANKS}]*"
+        visible = f"[^{self.refused}{_BLANKS}]"
+        if self.max_length == 1:
+            core = visible if self.min_length else f"{visible}?"
+        else:
+            middle = f"{inside}{{{max(self.min_length - 2, 0)},{self.max_length - 2}}}"
+            core = f"{visible}(?:{middle}{visible})"
+            core += "" if self.min_length >= 2 else "?"
+            core = core if self.min_length else f"(?:{core})?"
+        return f"^{blanks}{core}{blanks}$"
+
+    @cached_property
+    def _refused_character(self) -> re.Pattern[str]:
+        return re.compile(f"[{self.refused}]")
+
+    def __get_pydantic_core_schema__(
+        self, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        """Strip and bound the length, then look for refused characters."""
+        bounded = core_schema.str_schema(
+            strict=True,
+            strip_whitespace=self.strip,
+            min_length=self.min_length,
+            max_length=self.max_length,
+        )
+        return core_schema.no_info_after_validator_function(self._check_characters, bounded)
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """Show the rule in OpenAPI: the pattern, and the lengths where they apply as sent."""
+        json_schema = handler(schema)
+        json_schema["pattern"] = self.pattern
+        if self.strip:  # the pattern bounds the stripped length; the raw length is free
+            json_schema.pop("minLength", None)
+            json_schema.pop("maxLength", None)
+        return json_schema
+
+    def _check_characters(self, value: str) -> str:
+        if self._refused_character.search(value):
+            raise PydanticCustomError(
+                "string_pattern_mismatch", "String should not contain {what}", {"what": self._what}
+            )
+        return value
+
+    @property
+    def _what(self) -> str:
+        if self.refused == SINGLE_LINE_PATTERN[3:-3]:
+            return "control characters (one line of text)"
+        return "control characters other than tab and line breaks"
+
+
+def single_line(*, max_length: int, min_length: int = 1, strip: bool = True) -> TextRule:
+    """The rule of one line of text (names, titles, codes).
 
     Args:
         max_length: most characters allowed (after stripping).
@@ -48,19 +135,14 @@ def single_line(*, max_length: int, min_length: int = 1, strip: bool = True) -> 
         strip: whether surrounding whitespace is removed first.
 
     Returns:
-        The pydantic constraints: strict (a JSON string only), bounded, no control characters.
+        Metadata for `Annotated[str, single_line(max_length=200)]`: a JSON string only,
+        no control characters, bounded.
     """
-    return StringConstraints(
-        strict=True,
-        strip_whitespace=strip,
-        min_length=min_length,
-        max_length=max_length,
-        pattern=SINGLE_LINE_PATTERN,
-    )
+    return TextRule(SINGLE_LINE_PATTERN[3:-3], max_length, min_length, strip)
 
 
-def multi_line(*, max_length: int, min_length: int = 0, strip: bool = False) -> StringConstraints:
-    """Constraints of free text that may span lines (notes, message bodies).
+def multi_line(*, max_length: int, min_length: int = 0, strip: bool = False) -> TextRule:
+    """The rule of free text that may span lines (notes, message bodies).
 
     Args:
         max_length: most characters allowed.
@@ -68,16 +150,10 @@ def multi_line(*, max_length: int, min_length: int = 0, strip: bool = False) -> 
         strip: whether surrounding whitespace is removed first.
 
     Returns:
-        The pydantic constraints: strict, bounded, no NUL or control characters other than
-        tab, newline and carriage return.
+        Metadata for `Annotated[str, multi_line(max_length=5000)]`: a JSON string only,
+        no NUL or control characters other than tab, newline and carriage return, bounded.
     """
-    return StringConstraints(
-        strict=True,
-        strip_whitespace=strip,
-        min_length=min_length,
-        max_length=max_length,
-        pattern=MULTI_LINE_PATTERN,
-    )
+    return TextRule(MULTI_LINE_PATTERN[3:-3], max_length, min_length, strip)
 
 
 def _iso_text(value: object) -> object:
@@ -116,3 +192,34 @@ IsoDate = Annotated[date, BeforeValidator(_iso_text), Field(description="ISO 860
 BigInt = Annotated[int, Strict(), Field(ge=MIN_BIGINT, le=MAX_ID)]
 StrictBool = Annotated[bool, Strict()]
 StrictEmail = Annotated[EmailStr, Strict()]
+
+
+class _NotNull:
+    """Refuse an explicit `null`, and leave `null` out of the field's OpenAPI schema."""
+
+    def __get_pydantic_core_schema__(
+        self, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        """Wrap the field's schema with a check that refuses `None` (defaults are not checked)."""
+        return core_schema.no_info_before_validator_function(_refuse_null, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """Drop the `null` option that `X | None` brings."""
+        json_schema = handler(schema)
+        options = [o for o in json_schema.get("anyOf", []) if o != {"type": "null"}]
+        if len(options) == 1:
+            del json_schema["anyOf"]
+            json_schema.update(options[0])
+        return json_schema
+
+
+def _refuse_null(value: object) -> object:
+    if value is None:
+        raise PydanticCustomError("not_null", "May be omitted, but not null")
+    return value
+
+
+ValueT = TypeVar("ValueT")
+Omittable = Annotated[ValueT | None, _NotNull()]

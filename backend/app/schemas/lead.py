@@ -4,11 +4,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import ConfigDict, JsonValue, field_validator
+from pydantic import ConfigDict, JsonValue
 
 from backend.app.models.lead import LeadStatus
-from backend.app.schemas.common import InputModel, OutputModel, Page, reject_null
-from backend.app.schemas.fields import StrictEmail, multi_line, single_line
+from backend.app.schemas.common import InputModel, OutputModel, Page
+from backend.app.schemas.fields import Omittable, StrictEmail, multi_line, single_line
 
 LeadName = Annotated[str, single_line(max_length=200)]
 # Normalised to E.164 by `core.phone.normalize_phone` with the DEFAULT_PHONE_REGION setting.
@@ -48,8 +48,6 @@ class LeadCreate(InputModel):
     source: Source | None = None
     notes: Notes | None = None
 
-    _not_null = field_validator("status", mode="before")(reject_null)
-
 
 class LeadUpdate(InputModel):
     """A partial update: omitted fields stay, `null` clears an optional field."""
@@ -58,14 +56,12 @@ class LeadUpdate(InputModel):
         json_schema_extra={"examples": [{"status": "contacted", "notes": None}]}
     )
 
-    name: LeadName | None = None
+    name: Omittable[LeadName] = None
     phone: PhoneInput | None = None
     email: StrictEmail | None = None
-    status: LeadStatus | None = None
+    status: Omittable[LeadStatus] = None
     source: Source | None = None
     notes: Notes | None = None
-
-    _not_null = field_validator("name", "status", mode="before")(reject_null)
 
 
 class LeadRead(OutputModel):

@@ -10,12 +10,11 @@ from pydantic import (
     JsonValue,
     Strict,
     StringConstraints,
-    field_validator,
 )
 
 from backend.app.models.user import UserRole
-from backend.app.schemas.common import InputModel, OutputModel, Page, reject_null
-from backend.app.schemas.fields import StrictBool, StrictEmail, single_line
+from backend.app.schemas.common import InputModel, OutputModel, Page
+from backend.app.schemas.fields import Omittable, StrictBool, StrictEmail, single_line
 
 # Never stored (only its hash), so any character is allowed.
 Password = Annotated[str, Strict(), StringConstraints(min_length=8, max_length=128)]
@@ -58,11 +57,9 @@ class UserUpdate(InputModel):
         json_schema_extra={"examples": [{"role": "admin"}, {"is_active": False}]}
     )
 
-    role: UserRole | None = None
-    is_active: StrictBool | None = None
+    role: Omittable[UserRole] = None
+    is_active: Omittable[StrictBool] = None
     full_name: FullName | None = None
-
-    _not_null = field_validator("role", "is_active", mode="before")(reject_null)
 
 
 class UserRead(OutputModel):

@@ -27,7 +27,7 @@ class TwilioInboundMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     MessageSid: Sid
-    From: PhoneText
+    From: Annotated[str, single_line(max_length=40)]
     To: PhoneText = ""
     Body: Annotated[str, multi_line(max_length=1600)] = ""
     OptOutType: Annotated[str, single_line(max_length=16, min_length=0)] | None = None
