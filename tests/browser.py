@@ -12,7 +12,12 @@ Two ways in, both bounded in time and both killing Chromium on exit:
           page.click("button.authorize")            # document.querySelector(sel).click()
           page.fill("#oauth_username", "a@b.co")    # sets .value and fires input/change
           html = page.dom()                          # document.documentElement.outerHTML
+          page.frame_texts()                         # [(url, innerText)] of its iframes
           page.screenshot(Path("/tmp/docs.png"))
+
+`page.console` gathers console messages, uncaught exceptions and the browser's own log
+(`security.error: ...` when a Content-Security-Policy refuses something). `html_page(html)`
+serves a page from another origin, e.g. one that tries to frame ours.
 
 Every call waits at most `timeout` seconds (default 20) and raises `BrowserError` on
 timeout, on a JavaScript exception or when Chromium dies. `chromium_path()` returns the
@@ -30,8 +35,11 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import warnings
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -128,7 +136,7 @@ class Browser:
     ) -> None:
         self.timeout = timeout
         self.window = window
-        self.console: list[str] = []  # console messages and uncaught exceptions, in order
+        self.console: list[str] = []  # console messages, uncaught exceptions, browser log
         self.requests: list[str] = []  # URL of every request the page made, in order
         self.blocked: list[str] = []  # those the browser refused to send (e.g. by CSP)
         self._urls: dict[str, str] = {}
@@ -167,7 +175,7 @@ class Browser:
         port = self._read_port()
         socket = connect(self._page_socket(port), max_size=None, open_timeout=self.timeout)
         self._ws = self._stack.enter_context(socket)
-        for domain in ("Page", "Runtime", "Network"):
+        for domain in ("Page", "Runtime", "Network", "Log"):
             self.send(f"{domain}.enable")
         self.send(
             "Emulation.setDeviceMetricsOverride",
@@ -262,6 +270,9 @@ class Browser:
             details = params["exceptionDetails"]
             text = details.get("exception", {}).get("description") or details.get("text")
             self.console.append(f"exception: {text}")
+        elif method == "Log.entryAdded":
+            entry = params["entry"]
+            self.console.append(f"{entry['source']}.{entry['level']}: {entry['text']}")
 
     # --- page actions --------------------------------------------------------------------
     def open(self, url: str) -> None:
@@ -323,6 +334,26 @@ class Browser:
             }})()"""
         )
 
+    def frame_texts(self) -> list[tuple[str, str]]:
+        """Return the URL and rendered text of each iframe of the page, however cross-origin.
+
+        A frame the browser refused to show (X-Frame-Options, CSP frame-ancestors) holds the
+        browser's error page instead: its URL is `chrome-error://...`.
+        """
+        tree = self.send("Page.getFrameTree")["frameTree"]
+        texts = []
+        for child in tree.get("childFrames", []):
+            frame = child["frame"]
+            world = self.send("Page.createIsolatedWorld", frameId=frame["id"])
+            result = self.send(
+                "Runtime.evaluate",
+                expression="document.body ? document.body.innerText : ''",
+                contextId=world["executionContextId"],
+                returnByValue=True,
+            )
+            texts.append((str(frame["url"]), str(result["result"].get("value", ""))))
+        return texts
+
     def dom(self) -> str:
         """Return the current DOM serialised (`document.documentElement.outerHTML`)."""
         html: str = self.evaluate("document.documentElement.outerHTML")
@@ -340,3 +371,30 @@ class Browser:
         data = self.send("Page.captureScreenshot", **params)["data"]
         path.write_bytes(base64.b64decode(data))
         return path
+
+
+@contextlib.contextmanager
+def html_page(html: str) -> Iterator[str]:
+    """Serve `html` at `/` of a new local origin (its own port) and yield that page's URL."""
+    body = html.encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+            """Keep the test output quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -16,8 +16,9 @@ from fastapi.staticfiles import StaticFiles
 from backend.app.core.config import BillingProvider, Settings, get_settings
 from backend.app.core.database import create_engine, create_session_factory, unit_of_work
 from backend.app.core.deps import get_current_user
-from backend.app.core.error_handlers import register_error_handlers
+from backend.app.core.error_handlers import document_body_errors, register_error_handlers
 from backend.app.core.errors import (
+    DatabaseUnavailableError,
     EmailTakenError,
     UnauthorizedError,
     error_responses,
@@ -32,6 +33,7 @@ from backend.app.core.middleware import (
 from backend.app.core.rate_limit import create_failure_counter
 from backend.app.core.security import PasswordHasher
 from backend.app.crud import users as crud_users
+from backend.app.integrations.fhir import create_fhir_client
 from backend.app.integrations.stripe import create_checkout_provider
 from backend.app.integrations.twilio import create_twilio_client
 from backend.app.routers import (
@@ -84,6 +86,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.sms_sender = create_twilio_client(settings)
     app.state.checkout_provider = create_checkout_provider(settings)
+    app.state.ehr_client = create_fhir_client(settings)
     sms_worker: BackgroundWorker | None = None
     try:
         await _create_first_admin(app)
@@ -102,6 +105,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await sms_worker.stop()
         await app.state.sms_sender.aclose()
         await app.state.checkout_provider.aclose()
+        await app.state.ehr_client.aclose()
         await app.state.login_failures.close()
         app.state.password_hasher.close()
         await engine.dispose()
@@ -123,7 +127,7 @@ async def _create_first_admin(app: FastAPI) -> None:
     except EmailTakenError:  # another worker process created it at the same moment
         created = False
     if created:
-        logger.info("first admin created", extra={"email": settings.first_admin_email})
+        logger.info("first admin created (FIRST_ADMIN_EMAIL)")
 
 
 def operation_id(route: APIRoute) -> str:
@@ -148,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     register_error_handlers(app)
+    document_body_errors(app)  # 400, 413, 415 and 422 in OpenAPI wherever a body is read
     app.add_middleware(UnhandledErrorMiddleware)  # innermost: its 500 still gets CORS headers
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
@@ -157,7 +162,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
         expose_headers=["X-Request-ID", "Location", "Retry-After", "Idempotent-Replayed"],
     )
-    app.add_middleware(RequestContextMiddleware)  # outermost: every response gets an id
+    hsts_max_age = settings.hsts_max_age_seconds if settings.is_production else None
+    # Outermost: every response gets an id and the security headers.
+    app.add_middleware(RequestContextMiddleware, hsts_max_age=hsts_max_age)
 
     app.include_router(health.router)
     app.include_router(docs.router)
@@ -169,8 +176,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def build_api_router() -> APIRouter:
-    """Return `/api/v1`: public routes first, then routes that need a bearer token."""
-    api = APIRouter(prefix=API_PREFIX, responses=error_responses(500))
+    """Return `/api/v1`: public routes first, then routes that need a bearer token.
+
+    Every operation here touches the database, so each documents 503 `database_unavailable`
+    (answered by `core/error_handlers.py`). A route that lists a 503 of its own replaces
+    this one (FastAPI merges by status): it lists `DatabaseUnavailableError` too.
+    """
+    api = APIRouter(prefix=API_PREFIX, responses=error_responses(500, DatabaseUnavailableError))
     api.include_router(auth.router)
     api.include_router(webhooks_twilio.router)  # authenticated by X-Twilio-Signature
     api.include_router(webhooks_stripe.router)  # authenticated by Stripe-Signature

@@ -50,7 +50,8 @@ def _run_sync(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_engine(Settings(database_url=_database_url()))
+    # No statement timeout: a migration (an index on a big table) may rightly take minutes.
+    engine = create_engine(Settings(database_url=_database_url()), bound_statements=False)
     async with engine.connect() as connection:
         await connection.run_sync(_run_sync)
     await engine.dispose()

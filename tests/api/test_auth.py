@@ -94,7 +94,13 @@ async def test_token_is_an_oauth2_form_not_json(client):
     response = await client.post(
         "/api/v1/auth/token", json={"username": "ada@example.com", "password": PASSWORD}
     )
-    assert error_locations(response) == [["body", "username"], ["body", "password"]]
+    body = assert_error(response, 415, "unsupported_media_type")
+    assert "application/x-www-form-urlencoded" in body["message"]
+
+
+async def test_a_token_form_without_its_fields_is_422(client):
+    response = await client.post("/api/v1/auth/token", data={"username": "ada@example.com"})
+    assert error_locations(response) == [["body", "password"]]
 
 
 async def test_a_wrong_email_and_a_wrong_password_get_the_same_401(client):

@@ -15,6 +15,12 @@ API_PREFIX = "/api/v1"
 PUBLIC_API_PATHS = {"/api/v1/auth/register", "/api/v1/auth/token"}
 WEBHOOK_PREFIX = "/api/v1/webhooks/"
 ERROR_REF = "#/components/schemas/ErrorResponse"
+BODY_ERRORS = {
+    "400": "bad_request",
+    "413": "payload_too_large",
+    "415": "unsupported_media_type",
+    "422": "validation_error",
+}
 
 
 def api_routes(app):
@@ -102,6 +108,38 @@ async def test_every_error_response_documents_the_error_schema(spec):
 async def test_fastapis_own_validation_error_schema_is_never_documented(spec):
     assert "HTTPValidationError" not in spec["components"]["schemas"]
     assert "ValidationError" not in spec["components"]["schemas"]
+
+
+async def test_every_operation_with_a_body_documents_the_errors_of_any_body(spec):
+    # Unparseable (invalid UTF-8, a broken multipart form), too large, the wrong media type,
+    # invalid: any body can be each of these, so every operation that reads one says so.
+    with_body = [(p, m, op) for p, m, op in operations(spec) if "requestBody" in op]
+    assert len(with_body) >= 8
+    for path, method, operation in with_body:
+        for status, code in BODY_ERRORS.items():
+            response = operation["responses"].get(status)
+            assert response, (method, path, status)
+            assert response["content"]["application/json"]["schema"] == {"$ref": ERROR_REF}
+            assert f"`{code}`" in response["description"], (method, path, status)
+
+
+async def test_a_wrong_method_is_405_allowing_exactly_the_documented_methods(client, spec):
+    def methods_at(url):
+        """The methods of every documented path whose template matches `url`."""
+        return {
+            method.upper()
+            for path, methods in spec["paths"].items()
+            if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", path), url)
+            for method in methods
+        }
+
+    for path in spec["paths"]:
+        url = with_ids(path)  # /users/me is also /users/{user_id}, which has PATCH
+        allowed = methods_at(url)
+        unused = next(m for m in ("PUT", "PATCH", "DELETE", "POST") if m not in allowed)
+        response = await client.request(unused, url)
+        assert_error(response, 405, "method_not_allowed")
+        assert sorted(response.headers["allow"].split(", ")) == sorted(allowed), path
 
 
 async def test_every_api_operation_documents_a_500(spec):

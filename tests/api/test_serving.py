@@ -138,6 +138,24 @@ async def test_unparseable_json_is_a_validation_error(client):
     assert [detail["type"] for detail in body["details"]] == ["json_invalid"]
 
 
+async def test_a_body_that_cannot_be_decoded_is_400_in_the_error_shape(client):
+    response = await client.post(
+        "/api/v1/auth/register",
+        content=b'{"email": "ada\xff@example.com", "password": "correct horse battery"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert_error(response, 400, "bad_request")
+
+
+async def test_a_broken_multipart_form_is_400_in_the_error_shape(client):
+    response = await client.post(
+        "/api/v1/auth/token",
+        content=b"username=ada",
+        headers={"Content-Type": "multipart/form-data; boundary=xyz"},
+    )
+    assert_error(response, 400, "bad_request")
+
+
 async def test_an_unknown_route_is_404_in_the_error_shape(client):
     response = await client.get("/api/v1/no-such-thing")
     assert_error(response, 404, "not_found")
@@ -146,6 +164,13 @@ async def test_an_unknown_route_is_404_in_the_error_shape(client):
 async def test_a_wrong_method_is_405_in_the_error_shape(client):
     response = await client.put("/api/v1/auth/register", json={})
     assert_error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST"
+
+
+async def test_a_405_allows_every_method_the_path_has(client):
+    response = await client.put("/api/v1/leads/1")
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "GET, PATCH, DELETE"
 
 
 async def test_an_allowed_origin_gets_cors_headers(database_url):

@@ -6,8 +6,13 @@ import threading
 from backend.app.core.security import PasswordHasher
 
 
-def hashing_threads() -> set[int]:
-    return {t.ident or 0 for t in threading.enumerate() if t.name.startswith("argon2")}
+def hashing_threads() -> set[threading.Thread]:
+    """The hashing threads alive now, as Thread objects.
+
+    Not by `ident`: Python reuses the id of a thread that ended, so a new thread of ours
+    could carry the id of another hasher's thread that was alive a moment before.
+    """
+    return {t for t in threading.enumerate() if t.name.startswith("argon2")}
 
 
 async def test_verify_accepts_the_password_and_nothing_else():
@@ -45,8 +50,7 @@ async def test_close_stops_the_threads():
     others = hashing_threads()
     hasher = PasswordHasher(memory_kib=1024, time_cost=1)
     await asyncio.gather(*(hasher.hash("x" * 12) for _ in range(4)))
-    ours = hashing_threads() - others
-    threads = [t for t in threading.enumerate() if t.ident in ours]
+    threads = hashing_threads() - others
     assert threads
 
     hasher.close()

@@ -2,6 +2,7 @@
 
 A developer's flow with BILLING_PROVIDER=fake: bill a lead through the API, open the
 `checkout_url`, click Pay; the page's signed webhook marks the payment paid and the lead won.
+The page works under its own Content-Security-Policy, and no other site can frame it.
 """
 
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.browser import Browser
+from tests.browser import Browser, html_page
 from tests.server import RunningServer, serve
 
 pytestmark = pytest.mark.slow
@@ -62,11 +63,23 @@ def test_paying_on_the_fake_checkout_page_marks_the_payment_paid(server: Running
             text = page.evaluate("document.body.innerText")
             assert "Kick-off workshop" in text
             assert "12500 EUR" in text
+            # Its style and script run under its CSP: the font is styled, Pay works.
+            assert page.evaluate("getComputedStyle(document.body).fontFamily") == "sans-serif"
             page.click("#pay")
             page.wait_for("document.body.dataset.status === 'paid'")
             assert "Payment paid" in page.evaluate("document.getElementById('result').innerText")
             assert page.evaluate("document.querySelectorAll('button').length") == 0
             assert not [line for line in page.console if line.startswith("exception")]
+            assert not [line for line in page.console if line.startswith("security")]
+
+            # Another site framing the page (to overlay the Pay button) gets an error page.
+            framing = f'<!doctype html><iframe src="{server.base_url + checkout.path}"></iframe>'
+            with html_page(framing) as attacker:
+                page.open(attacker)
+                [(url, text)] = page.frame_texts()
+            assert url.startswith("chrome-error://")
+            assert "Fake checkout" not in text
+            assert any("frame-ancestors 'none'" in line for line in page.console), page.console
 
         payments = http.get(f"/api/v1/leads/{lead['id']}/payments", headers=auth).json()
         assert [p["status"] for p in payments["items"]] == ["paid"]

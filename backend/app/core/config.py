@@ -15,6 +15,8 @@ DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-0123456789"  # noqa: S105 - 
 MIN_SECRET_KEY_LENGTH = 32
 DEV_STRIPE_WEBHOOK_SECRET = "whsec_dev_insecure_fake_checkout_only"  # noqa: S105 - refused in prod
 STRIPE_MAX_BACKOFF_SECONDS = 5.0  # longest wait between two tries of a Stripe call
+# Names the lead ids of a development database in the fake EHR; refused with EHR_PROVIDER=fhir.
+DEV_EHR_IDENTIFIER_SYSTEM = "urn:lead-tracker:dev:lead-id"
 
 
 class Environment(StrEnum):
@@ -39,6 +41,21 @@ class BillingProvider(StrEnum):
     STRIPE = "stripe"
 
 
+class EhrProvider(StrEnum):
+    """Which EHR patients go to: a FHIR server, an in-process fake, or none (off)."""
+
+    NONE = "none"
+    FAKE = "fake"
+    FHIR = "fhir"
+
+
+class FhirSigningAlgorithm(StrEnum):
+    """How the SMART client assertion is signed (the two SMART Backend Services requires)."""
+
+    RS384 = "RS384"
+    ES384 = "ES384"
+
+
 class Settings(BaseSettings):
     """All configuration of the app. Names match the environment variables."""
 
@@ -53,6 +70,12 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./data/app.db"
     database_pool_size: int = Field(default=10, ge=1)
     database_max_overflow: int = Field(default=10, ge=0)
+    # Every wait on the database is bounded, so an outage or a stall answers 503 in seconds:
+    database_connect_timeout_seconds: float = Field(default=5.0, gt=0)  # open a connection
+    database_pool_timeout_seconds: float = Field(default=5.0, gt=0)  # wait for a free one
+    # One statement (PostgreSQL: server-side, plus a client-side bound 1 s later for a
+    # silent network); on SQLite, the wait for the write lock.
+    database_statement_timeout_seconds: float = Field(default=5.0, gt=0)
 
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     access_token_expire_minutes: int = Field(default=60, ge=1)
@@ -66,6 +89,8 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     default_phone_region: str = "US"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    # Strict-Transport-Security max-age, sent in production only (0 makes browsers forget it).
+    hsts_max_age_seconds: int = Field(default=365 * 24 * 3600, ge=0)
 
     # --- SMS (Twilio). `console` logs texts instead of sending them (zero setup). ---
     sms_provider: SmsProvider = SmsProvider.CONSOLE
@@ -107,6 +132,26 @@ class Settings(BaseSettings):
         "http://127.0.0.1:3000/payments/success?session_id={CHECKOUT_SESSION_ID}"
     )
     checkout_cancel_url: str = "http://127.0.0.1:3000/payments/canceled"
+
+    # --- EHR (FHIR R4). Unset: `fake` (in-process) outside production, `none` in it. ---
+    ehr_provider: EhrProvider = EhrProvider.FAKE  # see _default_ehr_provider
+    # The system URI of the identifier that carries our lead id on each Patient.
+    ehr_identifier_system: str = DEV_EHR_IDENTIFIER_SYSTEM
+    fhir_base_url: str = ""  # e.g. https://fhir.example.com/r4 (no trailing slash needed)
+    fhir_access_token: SecretStr | None = None  # a static bearer token, instead of SMART
+    fhir_client_id: str | None = None  # SMART Backend Services: the registered client id
+    fhir_token_url: str = ""  # empty: read from [base]/.well-known/smart-configuration
+    fhir_private_key: SecretStr | None = None  # the client's private key, PEM
+    fhir_private_key_path: str | None = None  # ...or a path to the PEM file
+    fhir_key_id: str | None = None  # `kid` of that key in the JWKS registered with the EHR
+    fhir_signing_algorithm: FhirSigningAlgorithm = FhirSigningAlgorithm.RS384
+    fhir_scopes: str = "system/Patient.rs system/Patient.c system/Patient.u"
+    fhir_timeout_seconds: float = Field(default=10.0, gt=0)  # per HTTP call, enforced
+    fhir_max_retries: int = Field(default=2, ge=0, le=5)  # transient failures, safe calls
+    fhir_max_retry_wait_seconds: float = Field(default=5.0, gt=0)  # also caps Retry-After
+    fhir_max_search_pages: int = Field(default=10, ge=1)  # `next` links followed per search
+    fhir_circuit_failures: int = Field(default=5, ge=1)
+    fhir_circuit_open_seconds: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -217,6 +262,50 @@ class Settings(BaseSettings):
             raise ValueError("BILLING_PROVIDER=fake is for development; use stripe in production.")
         if self.stripe_webhook_secret.get_secret_value() == DEV_STRIPE_WEBHOOK_SECRET:
             raise ValueError("STRIPE_WEBHOOK_SECRET must be set (whsec_...) in production.")
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_ehr_provider(cls, data: object) -> object:
+        """Without EHR_PROVIDER, use the in-process fake, except in production: none."""
+        if isinstance(data, dict) and not data.get("ehr_provider"):
+            production = str(data.get("environment") or "") == Environment.PRODUCTION
+            provider = EhrProvider.NONE if production else EhrProvider.FAKE
+            data = {**data, "ehr_provider": provider}
+        return data
+
+    @model_validator(mode="after")
+    def _check_ehr(self) -> Self:
+        """Require what EHR_PROVIDER=fhir needs; refuse the fake EHR in production.
+
+        Raises:
+            ValueError: a FHIR setting is missing or contradicts another, or production
+                uses the fake provider.
+        """
+        if self.ehr_provider is EhrProvider.FAKE and self.is_production:
+            raise ValueError("EHR_PROVIDER=fake is for development; use fhir or none.")
+        if self.ehr_provider is not EhrProvider.FHIR:
+            return self
+        if not self.fhir_base_url:
+            raise ValueError("EHR_PROVIDER=fhir needs FHIR_BASE_URL.")
+        if self.ehr_identifier_system == DEV_EHR_IDENTIFIER_SYSTEM:
+            raise ValueError(
+                "EHR_PROVIDER=fhir needs EHR_IDENTIFIER_SYSTEM: a URI of your own that names "
+                "this deployment's lead ids, e.g. https://crm.example-clinic.com/ids/lead."
+            )
+        if self.fhir_access_token and self.fhir_access_token.get_secret_value():
+            return self
+        if self.fhir_private_key and self.fhir_private_key_path:
+            raise ValueError("Set FHIR_PRIVATE_KEY or FHIR_PRIVATE_KEY_PATH, not both.")
+        if not (
+            self.fhir_client_id
+            and self.fhir_key_id
+            and (self.fhir_private_key_path or self.fhir_private_key)
+        ):
+            raise ValueError(
+                "EHR_PROVIDER=fhir needs FHIR_ACCESS_TOKEN, or FHIR_CLIENT_ID, FHIR_KEY_ID and "
+                "FHIR_PRIVATE_KEY (or FHIR_PRIVATE_KEY_PATH) for SMART Backend Services."
+            )
         return self
 
     @property

@@ -3,17 +3,26 @@
 The engine is created in the app's lifespan (see `main.py`) and disposed at shutdown. Each
 request gets one `AsyncSession`; it is committed once after the handler succeeds and rolled
 back if anything raises, so a failed request never leaves half its writes behind.
+
+Every wait on the database is bounded by a setting (DATABASE_CONNECT_TIMEOUT_SECONDS,
+DATABASE_POOL_TIMEOUT_SECONDS, DATABASE_STATEMENT_TIMEOUT_SECONDS), and every failure to reach
+the database surfaces as a SQLAlchemy error: `is_database_unavailable` tells those apart from
+bugs and bad data. The API answers them 503 `database_unavailable` (`error_handlers.py`); the
+worker pauses a round. Statement parameters never appear in an error (`hide_parameters`).
 """
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import URL, event
+from sqlalchemy.engine import Dialect, ExceptionContext, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -25,36 +34,137 @@ from backend.app.core.config import Settings
 from backend.app.core.db_errors import translate_integrity_error
 from backend.app.models.base import Base
 
+# The client gives up this long after the server's statement_timeout would have fired: only
+# a network that stopped delivering answers gets that far.
+CLIENT_TIMEOUT_GRACE_SECONDS = 1.0
+# PostgreSQL errors that mean "cannot serve this now, retry later": the classes 08
+# (connection) and 53 (insufficient resources, e.g. too many connections), a statement
+# canceled by statement_timeout, and a server shutting down or starting up.
+_UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53"})
+_UNAVAILABLE_SQLSTATES = frozenset({"57014", "57P01", "57P02", "57P03"})
+# SQLite: another connection held the lock past the busy timeout (primary result codes).
+_SQLITE_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    """Create the async engine for `settings.database_url`.
+
+def create_engine(settings: Settings, *, bound_statements: bool = True) -> AsyncEngine:
+    """Create the async engine for `settings.database_url`, every wait bounded.
 
     SQLite gets its folder created, foreign keys enforced, WAL and a busy timeout so the API
     and the background worker can share one file.
+
+    Args:
+        settings: the database URL, pool size and timeouts.
+        bound_statements: False for migrations (PostgreSQL), whose statements (an index on a
+            big table) may rightly run longer than DATABASE_STATEMENT_TIMEOUT_SECONDS.
     """
     url = make_url(settings.database_url)
-    if url.get_backend_name() != "sqlite":
-        return create_async_engine(
+    if url.get_backend_name() == "sqlite":
+        engine = _create_sqlite_engine(url, settings)
+    else:
+        engine = create_async_engine(
             url,
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
             pool_recycle=1800,
+            pool_timeout=settings.database_pool_timeout_seconds,
+            hide_parameters=True,
+            connect_args=_asyncpg_connect_args(settings, bound_statements=bound_statements),
         )
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
-    event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
+    event.listen(engine.sync_engine, "do_connect", _connect)
+    event.listen(engine.sync_engine, "handle_error", _treat_network_failure_as_disconnect)
     return engine
 
 
-def _configure_sqlite_connection(dbapi_connection: Any, _record: object) -> None:
+def _asyncpg_connect_args(settings: Settings, *, bound_statements: bool) -> dict[str, Any]:
+    args: dict[str, Any] = {"timeout": settings.database_connect_timeout_seconds}
+    if bound_statements:
+        statement_timeout = settings.database_statement_timeout_seconds
+        args["command_timeout"] = statement_timeout + CLIENT_TIMEOUT_GRACE_SECONDS
+        args["server_settings"] = {"statement_timeout": str(round(statement_timeout * 1000))}
+    return args
+
+
+def _create_sqlite_engine(url: URL, settings: Settings) -> AsyncEngine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    busy_seconds = settings.database_statement_timeout_seconds
+    engine = create_async_engine(url, hide_parameters=True, connect_args={"timeout": busy_seconds})
+    event.listen(
+        engine.sync_engine,
+        "connect",
+        partial(_configure_sqlite_connection, busy_ms=round(busy_seconds * 1000)),
+    )
+    return engine
+
+
+def _connect(dialect: Dialect, _record: object, cargs: Any, cparams: Any) -> Any:
+    """Open a DBAPI connection; a network failure becomes the driver's OperationalError.
+
+    asyncpg raises a refused or timed-out connect as a plain OSError, which SQLAlchemy lets
+    through unwrapped; as a driver error it is wrapped and reported like any other.
+    """
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except OSError as exc:  # refused, unreachable, unknown host, or the connect timeout
+        message = f"cannot connect to the database ({type(exc).__name__})"
+        raise dialect.loaded_dbapi.OperationalError(message) from exc
+
+
+def _treat_network_failure_as_disconnect(context: ExceptionContext) -> BaseException | None:
+    """Discard the connection after a network failure or a client-side timeout.
+
+    asyncpg raises those as plain OSError/TimeoutError: SQLAlchemy would neither wrap them nor
+    drop the connection, whose state is then unknown (asyncpg itself refuses to reuse it, and
+    a rollback on it would wait for a server that does not answer). Marked as a disconnect,
+    the connection is closed at once, the pool's others are replaced on their next checkout,
+    and the caller gets an `OperationalError` with `connection_invalidated` set.
+    """
+    failure = context.original_exception
+    if not (isinstance(failure, OSError) or isinstance(failure.__cause__, OSError)):
+        return None
+    context.is_disconnect = True
+    connection = context.connection
+    if connection is not None and not (connection.closed or connection.invalidated):
+        # Drop the socket now (asyncpg's terminate): SQLAlchemy's own close of an invalidated
+        # connection first waits up to 2 s for a goodbye the server cannot send.
+        terminate = getattr(connection.connection.driver_connection, "terminate", None)
+        if callable(terminate):
+            terminate()
+    if context.sqlalchemy_exception is not None:  # a failed connect, already wrapped
+        return None
+    return OperationalError(
+        context.statement, None, failure, hide_parameters=True, connection_invalidated=True
+    )
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means the database cannot serve right now, not a bug or bad data.
+
+    True for a lost or refused connection, a stalled one (timeouts), no free pooled
+    connection in time, a statement canceled by statement_timeout, a server that is
+    overloaded, starting or shutting down, and SQLite's lock held past the busy timeout.
+    """
+    if isinstance(exc, PoolTimeoutError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES or sqlstate in _UNAVAILABLE_SQLSTATES
+    sqlite_code = getattr(exc.orig, "sqlite_errorcode", None)
+    return isinstance(sqlite_code, int) and sqlite_code & 0xFF in _SQLITE_BUSY_CODES
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: object, *, busy_ms: int) -> None:
     # SQLite's own lower() folds ASCII only; case-insensitive search (ILIKE is rendered as
     # lower(x) LIKE lower(y)) must match "Émile" for "émile" as PostgreSQL does.
     dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
     cursor.close()
 
 

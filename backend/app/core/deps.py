@@ -17,6 +17,7 @@ from backend.app.core.database import get_session
 from backend.app.core.errors import ForbiddenError, UnauthorizedError
 from backend.app.core.rate_limit import FailureCounter
 from backend.app.core.security import PasswordHasher, decode_access_token
+from backend.app.integrations.fhir import EhrClient
 from backend.app.integrations.stripe import CheckoutProvider
 from backend.app.models.user import User
 
@@ -56,6 +57,15 @@ async def get_checkout_provider(request: Request) -> CheckoutProvider:
 
 
 CheckoutProviderDep = Annotated[CheckoutProvider, Depends(get_checkout_provider)]
+
+
+async def get_ehr_client(request: Request) -> EhrClient:
+    """Return the EHR client (FHIR, the in-process fake, or disabled) made in the lifespan."""
+    client: EhrClient = request.app.state.ehr_client
+    return client
+
+
+EhrClientDep = Annotated[EhrClient, Depends(get_ehr_client)]
 
 
 async def get_current_user(

@@ -192,6 +192,22 @@ class ServiceUnavailableError(AppError):
     default_message = GENERIC_MESSAGES[503]
 
 
+class DatabaseUnavailableError(ServiceUnavailableError):
+    """The database is down, unreachable, overloaded or too slow to answer.
+
+    The request's writes were rolled back, unless the COMMIT itself went unanswered (then
+    they may be stored). Code never raises it: the handler in `error_handlers.py` answers
+    it for every database error that `database.is_database_unavailable` recognises.
+    """
+
+    code = "database_unavailable"
+    default_message = "The database is unavailable; retry later."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 2) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
 class CircuitOpenError(ServiceUnavailableError):
     """A provider failed too often in a row; calls to it are paused (`core/circuit.py`)."""
 
@@ -345,6 +361,114 @@ class PaymentRejectedError(InvalidFieldError):
         loc: list[str | int] = ["body", field] if field else ["body"]
         super().__init__(loc, f"Refused by the payment provider ({provider_code or 'invalid'}).")
         self.message = self.default_message
+
+
+# --- EHR (FHIR client, integrations/fhir) ------------------------------------------------
+
+
+class EhrError(IntegrationError):
+    """The EHR failed or answered something we cannot use.
+
+    `status` is the EHR's HTTP status (None if it never answered); `outcome_code` is the
+    first `OperationOutcome.issue.code` it sent, if any. The message carries the outcome's
+    own text, never the raw body.
+    """
+
+    code = "ehr_error"
+    default_message = "The EHR failed or answered something we cannot use; retry later."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        outcome_code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.outcome_code = outcome_code
+
+
+class EhrNoAnswerError(EhrError):
+    """The EHR timed out or dropped the connection: the request may have been applied."""
+
+    code = "ehr_no_answer"
+    default_message = "The EHR did not answer; a change it was sent may have been applied."
+
+
+class EhrRequestRejectedError(EhrError):
+    """The EHR refused the resource or the request as invalid (400, 422, ...)."""
+
+    code = "ehr_rejected"
+    default_message = "The EHR refused the request."
+
+
+class EhrAuthError(EhrError):
+    """The EHR or its token endpoint refused our credentials or scopes (401, 403)."""
+
+    code = "ehr_auth_failed"
+    default_message = "The EHR refused our credentials; check the FHIR_* settings."
+
+
+class EhrResourceNotFoundError(NotFoundError):
+    """The EHR has no resource with this id (404)."""
+
+    code = "ehr_resource_not_found"
+    default_message = "The EHR has no such resource."
+
+    def __init__(self, message: str | None = None, *, outcome_code: str | None = None) -> None:
+        super().__init__(message)
+        self.outcome_code = outcome_code
+
+
+class EhrResourceDeletedError(EhrResourceNotFoundError):
+    """The resource existed in the EHR but was deleted (410 Gone)."""
+
+    code = "ehr_resource_deleted"
+    default_message = "The resource was deleted in the EHR."
+
+
+class EhrVersionConflictError(ConflictError):
+    """Someone changed the resource since we read it (If-Match failed): nothing was written."""
+
+    code = "ehr_version_conflict"
+    default_message = "The EHR record changed since it was read; read it again and retry."
+
+
+class EhrMultipleMatchesError(ConflictError):
+    """A conditional create matched more than one resource: the EHR holds duplicates."""
+
+    code = "ehr_multiple_matches"
+    default_message = "The EHR holds more than one record with this identifier."
+
+
+class EhrUnavailableError(ServiceUnavailableError):
+    """The EHR is down, unreachable or rate limiting us (connect error, 429, 502-504).
+
+    `status` is the EHR's HTTP status (None when the connection failed); `retry_after`, in
+    seconds, is its `Retry-After` when it sent one.
+    """
+
+    code = "ehr_unavailable"
+    default_message = "The EHR is unavailable; retry later."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class EhrNotConfiguredError(ServiceUnavailableError):
+    """The EHR integration is off (`EHR_PROVIDER=none`)."""
+
+    code = "ehr_not_configured"
+    default_message = "The EHR integration is not configured on this server (EHR_PROVIDER=none)."
 
 
 STATUS_BY_ERROR: dict[type[AppError], int] = {

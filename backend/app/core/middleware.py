@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request id and access log, body size limit, JSON CORS errors."""
+"""Pure ASGI middleware: request id, security headers, access log, body limit, CORS errors."""
 
 import logging
 import re
@@ -17,16 +17,41 @@ error_logger = logging.getLogger("app.errors")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
+# Sent on every response that does not set the header itself (a page with scripts sets its
+# own Content-Security-Policy, as /docs and the dev checkout page do). The API answers JSON
+# that nobody should frame, sniff into HTML, or learn the referring URL from.
+SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+def security_headers(hsts_max_age: int | None) -> list[tuple[bytes, bytes]]:
+    """Return the security headers for every response; HSTS only when `hsts_max_age` is set.
+
+    Args:
+        hsts_max_age: `Strict-Transport-Security` max-age in seconds (production), or None
+            for no HSTS (development serves plain HTTP on localhost).
+    """
+    if hsts_max_age is None:
+        return list(SECURITY_HEADERS)
+    return [*SECURITY_HEADERS, (b"strict-transport-security", b"max-age=%d" % hsts_max_age)]
+
 
 class RequestContextMiddleware:
-    """Give every request an id, log one line for it, and turn any crash into a clean 500.
+    """Give every request an id and security headers, log it, turn any crash into a clean 500.
 
     The caller's `X-Request-ID` is kept when it is 1-128 characters of `A-Za-z0-9._-`;
     otherwise a new one is made. Handlers may set `request.state.user_id` for the log line.
+    Outermost, so every answer gets the headers: the app's, and those other middleware build
+    (413, CORS refusals, 500). A header the response already has is left as it is.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, hsts_max_age: int | None = None) -> None:
         self.app = app
+        self.default_headers = security_headers(hsts_max_age)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection scope."""
@@ -46,6 +71,8 @@ class RequestContextMiddleware:
                 response_started = True
                 status = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
+                present = {key.lower() for key, _ in headers}
+                headers.extend(h for h in self.default_headers if h[0] not in present)
                 headers.append((b"x-request-id", request_id.encode()))
                 message["headers"] = headers
             await send(message)

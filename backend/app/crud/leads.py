@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.core.errors import InvalidFieldError, LeadHasPaymentsError, NotFoundError
 from backend.app.core.phone import InvalidPhoneNumberError, normalize_phone
-from backend.app.models.base import utcnow
 from backend.app.models.lead import Lead, LeadStatus
 from backend.app.models.payment import Payment
 from backend.app.models.user import User
@@ -62,8 +61,7 @@ async def create_lead(
     """
     values = data.model_dump()
     values["phone"] = _normalized_phone(values["phone"], phone_region)
-    now = utcnow()
-    lead = Lead(**values, owner_id=owner.id, created_at=now, updated_at=now)
+    lead = Lead(**values, owner_id=owner.id)
     session.add(lead)
     await session.flush()
     return lead
@@ -82,7 +80,6 @@ async def update_lead(
         changes["phone"] = _normalized_phone(changes["phone"], phone_region)
     for field, value in changes.items():
         setattr(lead, field, value)
-    lead.updated_at = utcnow()
     await session.flush()
     return lead
 

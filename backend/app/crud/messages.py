@@ -88,8 +88,6 @@ async def create_message(
         send_at=data.send_at,
         due_at=data.send_at or now,
         attempts=0,
-        created_at=now,
-        updated_at=now,
     )
     session.add(message)
     await session.flush()
@@ -168,7 +166,6 @@ async def cancel_message(session: AsyncSession, *, message: Message) -> Message:
         )
     message.status = MessageStatus.CANCELED
     message.due_at = None
-    message.updated_at = utcnow()
     await session.flush()
     return message
 
@@ -226,7 +223,6 @@ async def apply_status_callback(
             message.error_message = DELIVERY_ERRORS.get(error_code or "", "Delivery failed.")
         elif adopting:
             message.error_code = message.error_message = None
-        message.updated_at = now
     await session.flush()
     return message
 
@@ -248,7 +244,6 @@ async def record_inbound(
         await session.scalars(select(Lead).where(Lead.phone == from_phone).with_for_update())
     )
     stored: list[Message] = []
-    now = utcnow()
     for lead in leads:
         seen = await session.scalar(
             select(Message.id).where(
@@ -265,13 +260,10 @@ async def record_inbound(
             phone=from_phone,
             provider_message_id=provider_message_id,
             attempts=0,
-            created_at=now,
-            updated_at=now,
         )
         session.add(message)
         stored.append(message)
         if opt_keyword in {"STOP", "START"}:
             lead.sms_opted_out = opt_keyword == "STOP"
-            lead.updated_at = now
     await session.flush()
     return stored

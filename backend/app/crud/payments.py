@@ -58,7 +58,6 @@ async def create_payment(
             with the request).
         PaymentRejectedError: the provider refused the amount or currency.
     """
-    now = utcnow()
     payment = Payment(
         lead_id=lead.id,
         created_by_id=creator.id,
@@ -66,8 +65,6 @@ async def create_payment(
         currency=data.currency,
         description=data.description,
         status=PaymentStatus.PENDING,
-        created_at=now,
-        updated_at=now,
     )
     session.add(payment)
     await session.flush()
@@ -131,7 +128,6 @@ async def apply_checkout_event(session: AsyncSession, *, event: WebhookEvent) ->
     if payment.status is not PaymentStatus.PENDING:
         return None
     payment.status = _STATUS_BY_OUTCOME[event.outcome]
-    payment.updated_at = utcnow()
     if payment.status is PaymentStatus.PAID:
         await _mark_lead_won_on_first_payment(session, payment)
     await session.flush()
@@ -167,7 +163,6 @@ async def _mark_lead_won_on_first_payment(session: AsyncSession, payment: Paymen
     lead = await session.get(Lead, payment.lead_id)
     if lead is not None and lead.status is not LeadStatus.WON:
         lead.status = LeadStatus.WON
-        lead.updated_at = utcnow()
 
 
 async def prune_stripe_events(session: AsyncSession, *, before: datetime) -> None:

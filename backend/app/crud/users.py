@@ -4,7 +4,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.core.errors import EmailTakenError, NotFoundError
-from backend.app.models.base import utcnow
 from backend.app.models.user import User, UserRole
 from backend.app.schemas.common import PageParams
 from backend.app.schemas.user import UserUpdate
@@ -43,15 +42,12 @@ async def create_user(
     """
     if await get_user_by_email(session, email=email) is not None:
         raise EmailTakenError
-    now = utcnow()
     user = User(
         email=email.lower(),
         hashed_password=hashed_password,
         full_name=full_name,
         role=role,
         is_active=True,
-        created_at=now,
-        updated_at=now,
     )
     session.add(user)
     await session.flush()  # a concurrent sign-up that won the race: EmailTakenError (db_errors)
@@ -62,7 +58,6 @@ async def update_user(session: AsyncSession, *, user: User, data: UserUpdate) ->
     """Apply the fields set in `data` to `user`."""
     for field, value in data.model_dump(exclude_unset=True).items():
         setattr(user, field, value)
-    user.updated_at = utcnow()
     await session.flush()
     return user
 

@@ -1,11 +1,21 @@
-"""Declarative base, naming convention and shared column types for every model."""
+"""Declarative base, naming convention and the column building blocks of every model.
+
+- `Base`: the declarative base; its metadata names every constraint and index the same way.
+- `BigIntId`: the primary key type (BIGINT identity on PostgreSQL).
+- `TimestampMixin`: `created_at` and `updated_at`, both UTC; `updated_at` is kept current
+  by SQLAlchemy on every UPDATE (ORM or Core), so no crud function ever sets it by hand.
+- `enum_column(SomeStrEnum)`: a StrEnum stored as its values in a VARCHAR with a CHECK
+  constraint (portable to SQLite; a new value is a migration of the constraint only).
+"""
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData
+from sqlalchemy import BigInteger, DateTime, Enum, Integer, MetaData
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.engine.default import DefaultExecutionContext
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -60,3 +70,43 @@ class Base(DeclarativeBase):
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime}
+
+
+def _created_at(context: DefaultExecutionContext) -> datetime:
+    """A new row's `updated_at`: the same instant as its `created_at`."""
+    created = context.get_current_parameters().get("created_at")  # type: ignore[no-untyped-call]
+    return created if isinstance(created, datetime) else utcnow()
+
+
+class TimestampMixin:
+    """`created_at` and `updated_at` (UTC), set by the database layer, never by hand."""
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, sort_order=100)
+    updated_at: Mapped[datetime] = mapped_column(
+        default=_created_at, onupdate=utcnow, sort_order=101
+    )
+
+
+def enum_column(enum_class: type[StrEnum], *, name: str | None = None) -> Enum:
+    """Return the column type of a StrEnum: its values in a VARCHAR, checked by a constraint.
+
+    Args:
+        enum_class: the enum; its member values are what the database stores.
+        name: the constraint's name (default: the enum's name in snake_case, e.g.
+            `LeadStatus` -> `lead_status`).
+
+    Returns:
+        The SQLAlchemy type, for `mapped_column(enum_column(LeadStatus), default=...)`.
+    """
+    return Enum(
+        enum_class,
+        name=name or _snake_case(enum_class.__name__),
+        native_enum=False,
+        create_constraint=True,
+        length=max(16, *(len(member.value) for member in enum_class)),
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+def _snake_case(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))

@@ -1,12 +1,11 @@
 """The `leads` table: prospects a user logs and follows up."""
 
-from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Enum, ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.app.models.base import Base, BigIntId, utcnow
+from backend.app.models.base import Base, BigIntId, TimestampMixin, enum_column
 
 
 class LeadStatus(StrEnum):
@@ -19,7 +18,7 @@ class LeadStatus(StrEnum):
     LOST = "lost"
 
 
-class Lead(Base):
+class Lead(TimestampMixin, Base):
     """A prospect owned by one user. Indexes serve every filter and sort of the list."""
 
     __tablename__ = "leads"
@@ -40,19 +39,7 @@ class Lead(Base):
     name: Mapped[str] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(20))
     email: Mapped[str | None] = mapped_column(String(320))
-    status: Mapped[LeadStatus] = mapped_column(
-        Enum(
-            LeadStatus,
-            name="lead_status",
-            native_enum=False,
-            create_constraint=True,
-            length=16,
-            values_callable=lambda e: [m.value for m in e],
-        ),
-        default=LeadStatus.NEW,
-    )
+    status: Mapped[LeadStatus] = mapped_column(enum_column(LeadStatus), default=LeadStatus.NEW)
     source: Mapped[str | None] = mapped_column(String(100))
     notes: Mapped[str | None] = mapped_column(Text)
     sms_opted_out: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

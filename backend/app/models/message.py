@@ -8,10 +8,10 @@ leave the server. See `backend/app/worker/sms_worker.py` for the rules.
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.app.models.base import Base, BigIntId, utcnow
+from backend.app.models.base import Base, BigIntId, TimestampMixin, enum_column
 
 
 class MessageDirection(StrEnum):
@@ -51,18 +51,7 @@ FINAL_STATUSES = frozenset(
 )
 
 
-def _enum(enum_class: type[StrEnum], name: str) -> Enum:
-    return Enum(
-        enum_class,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=16,
-        values_callable=lambda e: [m.value for m in e],
-    )
-
-
-class Message(Base):
+class Message(TimestampMixin, Base):
     """One SMS to or from a lead. Deleted with its lead (ON DELETE CASCADE)."""
 
     __tablename__ = "messages"
@@ -75,10 +64,8 @@ class Message(Base):
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
-    direction: Mapped[MessageDirection] = mapped_column(
-        _enum(MessageDirection, "message_direction")
-    )
-    status: Mapped[MessageStatus] = mapped_column(_enum(MessageStatus, "message_status"))
+    direction: Mapped[MessageDirection] = mapped_column(enum_column(MessageDirection))
+    status: Mapped[MessageStatus] = mapped_column(enum_column(MessageStatus))
     body: Mapped[str] = mapped_column(Text)
     # The lead's number the text goes to (outbound) or came from (inbound), in E.164.
     phone: Mapped[str] = mapped_column(String(20))
@@ -93,5 +80,3 @@ class Message(Base):
     lease_expires_at: Mapped[datetime | None]
     claim_token: Mapped[str | None] = mapped_column(String(32))
     outcome_unknown_since: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

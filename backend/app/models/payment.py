@@ -1,13 +1,12 @@
 """The `payments` table: a charge billed to a lead through a hosted checkout page."""
 
-from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.app.core.errors import LeadHasPaymentsError
-from backend.app.models.base import Base, BigIntId, utcnow
+from backend.app.models.base import Base, BigIntId, TimestampMixin, enum_column
 
 
 class PaymentStatus(StrEnum):
@@ -22,7 +21,7 @@ class PaymentStatus(StrEnum):
     EXPIRED = "expired"
 
 
-class Payment(Base):
+class Payment(TimestampMixin, Base):
     """One charge to a lead. A lead with payments cannot be deleted (ON DELETE RESTRICT).
 
     `provider_payment_id` is the checkout session's id (`cs_...`); `checkout_url` its page.
@@ -45,17 +44,7 @@ class Payment(Base):
     currency: Mapped[str] = mapped_column(String(3))
     description: Mapped[str | None] = mapped_column(String(500))
     status: Mapped[PaymentStatus] = mapped_column(
-        Enum(
-            PaymentStatus,
-            name="payment_status",
-            native_enum=False,
-            create_constraint=True,
-            length=16,
-            values_callable=lambda e: [m.value for m in e],
-        ),
-        default=PaymentStatus.PENDING,
+        enum_column(PaymentStatus), default=PaymentStatus.PENDING
     )
     checkout_url: Mapped[str | None] = mapped_column(Text)
     provider_payment_id: Mapped[str | None] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

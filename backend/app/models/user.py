@@ -1,13 +1,12 @@
 """The `users` table: accounts that log in and own leads."""
 
-from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Enum, String, UniqueConstraint
+from sqlalchemy import String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.app.core.errors import EmailTakenError
-from backend.app.models.base import Base, BigIntId, utcnow
+from backend.app.models.base import Base, BigIntId, TimestampMixin, enum_column
 
 
 class UserRole(StrEnum):
@@ -17,7 +16,7 @@ class UserRole(StrEnum):
     MEMBER = "member"
 
 
-class User(Base):
+class User(TimestampMixin, Base):
     """An account. `email` is stored lower-cased, so uniqueness is case-insensitive."""
 
     __tablename__ = "users"
@@ -29,20 +28,8 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320))
     hashed_password: Mapped[str] = mapped_column(String(255))
     full_name: Mapped[str | None] = mapped_column(String(200))
-    role: Mapped[UserRole] = mapped_column(
-        Enum(
-            UserRole,
-            name="user_role",
-            native_enum=False,
-            create_constraint=True,
-            length=16,
-            values_callable=lambda e: [m.value for m in e],
-        ),
-        default=UserRole.MEMBER,
-    )
+    role: Mapped[UserRole] = mapped_column(enum_column(UserRole), default=UserRole.MEMBER)
     is_active: Mapped[bool] = mapped_column(default=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     @property
     def is_admin(self) -> bool:

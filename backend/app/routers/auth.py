@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, status
+from fastapi import APIRouter, Form, Request, Response, status
 
 from backend.app.core.deps import HasherDep, LoginFailuresDep, SessionDep, SettingsDep
 from backend.app.core.errors import (
@@ -52,6 +52,7 @@ async def register(
 )
 async def login(
     request: Request,
+    response: Response,
     form: Annotated[LoginForm, Form()],
     session: SessionDep,
     settings: SettingsDep,
@@ -61,7 +62,8 @@ async def login(
     """Exchange email (`username`) and password for a bearer token.
 
     More than `LOGIN_MAX_FAILURES` failures a minute for one email or one client address
-    answer 429 with `Retry-After`, whatever the password.
+    answer 429 with `Retry-After`, whatever the password. The token is never cached
+    (`Cache-Control: no-store`, `Pragma: no-cache`, as RFC 6749 section 5.1 asks).
 
     Raises:
         RateLimitedError: too many recent failures for this email or client.
@@ -83,4 +85,6 @@ async def login(
             session, user=user, hashed_password=await hasher.hash(form.password)
         )
     token, expires_in = create_access_token(user.id, settings)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
     return Token(access_token=token, expires_in=expires_in)

@@ -3,9 +3,12 @@
 `GET /dev/checkout/{session_id}` shows the payment with Pay, Fail and Expire buttons. Each
 posts to `/dev/checkout/{session_id}/{action}`, which builds the Stripe event that outcome
 would cause, signs it with STRIPE_WEBHOOK_SECRET and delivers it through this app's own
-`POST /api/v1/webhooks/stripe`, over ASGI, exactly as Stripe's would arrive.
+`POST /api/v1/webhooks/stripe`, over ASGI, exactly as Stripe's would arrive. The page runs
+under a strict Content-Security-Policy (its own script and style, by hash) and cannot be framed.
 """
 
+import base64
+import hashlib
 import html
 import json
 from typing import Annotated, Literal
@@ -25,6 +28,42 @@ router = APIRouter(prefix=FAKE_CHECKOUT_PATH, include_in_schema=False)
 
 SessionId = Annotated[str, Path(pattern=r"^cs_[A-Za-z0-9_]{1,250}$")]
 WEBHOOK_PATH = "/api/v1/webhooks/stripe"
+
+# The page's own script and style, allowed by their hashes: the page may run exactly these,
+# fetch only this app, and never be framed (clickjacking a Pay button).
+PAGE_STYLE = """body{font-family:sans-serif;max-width:32rem;margin:3rem auto}
+button{font-size:1.1rem;margin-right:.5rem}"""
+PAGE_SCRIPT = """
+for (const button of document.querySelectorAll("button[data-action]")) {
+  button.addEventListener("click", async () => {
+    const response = await fetch(location.pathname + "/" + button.dataset.action,
+                                 {method: "POST"});
+    const body = await response.json();
+    const status = body.payment_status || body.code;
+    document.getElementById("status").textContent = status;
+    document.body.dataset.status = status;
+    document.querySelectorAll("button").forEach((b) => b.remove());
+    const result = document.getElementById("result");
+    result.textContent = "Payment " + status + ". Stripe would now send the payer to ";
+    const link = document.createElement("a");
+    link.href = body.next_url || "#";
+    link.textContent = body.next_url || "";
+    result.appendChild(link);
+  });
+}
+"""
+
+
+def _csp_hash(source: str) -> str:
+    digest = base64.b64encode(hashlib.sha256(source.encode()).digest()).decode()
+    return f"'sha256-{digest}'"
+
+
+PAGE_CSP = (
+    f"default-src 'none'; script-src {_csp_hash(PAGE_SCRIPT)}; "
+    f"style-src {_csp_hash(PAGE_STYLE)}; connect-src 'self'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
 
 
 class FakeCheckoutResult(BaseModel):
@@ -50,7 +89,7 @@ async def fake_checkout_page(session_id: SessionId, session: SessionDep) -> HTML
         NotFoundError: no payment has this checkout session.
     """
     payment = await _pending_payment(session, session_id)
-    return HTMLResponse(_render(payment))
+    return HTMLResponse(_render(payment), headers={"Content-Security-Policy": PAGE_CSP})
 
 
 @router.post("/{session_id}/{action}", response_model=FakeCheckoutResult)
@@ -108,8 +147,7 @@ def _render(payment: Payment) -> str:
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Fake checkout</title>
-<style>body{{font-family:sans-serif;max-width:32rem;margin:3rem auto}}
-button{{font-size:1.1rem;margin-right:.5rem}}</style></head>
+<style>{PAGE_STYLE}</style></head>
 <body data-status="{status}">
 <h1>Fake checkout</h1>
 <p>Development only: no money moves. Each button sends the Stripe event it stands for,
@@ -118,24 +156,6 @@ signed with STRIPE_WEBHOOK_SECRET, to <code>{WEBHOOK_PATH}</code>.</p>
 <p>Status: <span id="status">{status}</span></p>
 <p>{buttons}</p>
 <p id="result"></p>
-<script>
-for (const button of document.querySelectorAll("button[data-action]")) {{
-  button.addEventListener("click", async () => {{
-    const response = await fetch(location.pathname + "/" + button.dataset.action,
-                                 {{method: "POST"}});
-    const body = await response.json();
-    const status = body.payment_status || body.code;
-    document.getElementById("status").textContent = status;
-    document.body.dataset.status = status;
-    document.querySelectorAll("button").forEach((b) => b.remove());
-    const result = document.getElementById("result");
-    result.textContent = "Payment " + status + ". Stripe would now send the payer to ";
-    const link = document.createElement("a");
-    link.href = body.next_url || "#";
-    link.textContent = body.next_url || "";
-    result.appendChild(link);
-  }});
-}}
-</script>
+<script>{PAGE_SCRIPT}</script>
 </body></html>
 """

@@ -323,10 +323,13 @@ class ConsoleSmsSender:
     """The zero-setup provider: logs each text and reports it sent with a Twilio-shaped id."""
 
     async def send(self, *, to: str, body: str, status_callback: str | None) -> SentSms:
-        """Log the text instead of sending it; return a fresh `SM...` id."""
+        """Log the text's id and length (never the number or the body); return a fresh id.
+
+        The message row (`provider_message_id` = the logged `sid`) holds number and body.
+        """
         sid = f"SM{uuid.uuid4().hex}"
         logger.info(
-            "sms not sent (SMS_PROVIDER=console)", extra={"to": to, "body": body, "sid": sid}
+            "sms not sent (SMS_PROVIDER=console)", extra={"sid": sid, "body_chars": len(body)}
         )
         return SentSms(sid=sid, status="sent")
 
