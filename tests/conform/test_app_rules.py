@@ -11,8 +11,10 @@ import re
 import pytest
 from fastapi import APIRouter, Depends
 
+from backend.app.core.config import Settings
 from backend.app.core.deps import get_current_user
 from backend.app.core.errors import UnauthorizedError, error_responses
+from backend.app.main import create_app
 from backend.app.models import Base
 from backend.app.models.lead import Lead
 from tests.conform import broken_router
@@ -120,3 +122,14 @@ def test_a_router_module_that_main_does_not_include_is_reported(tmp_path):
     ]
     assert "list_orphans unreachable" in problems[0].message
     assert "list_strays unreachable" in problems[1].message
+
+
+def test_a_router_main_includes_under_a_condition_counts_as_registered(tmp_path):
+    settings = Settings(_env_file=None, billing_provider="stripe", stripe_secret_key="sk_test_1")
+    routes = list(api_routes(create_app(settings), Project(ROOT)))  # no /dev/checkout routes
+    routers = ROOT / "backend/app/routers"
+    assert list(check_registration(Project(ROOT), routes, routers)) == []
+    without_main = list(check_registration(Project(tmp_path), routes, routers))
+    assert [(p.file, p.rule) for p in without_main] == [
+        ((routers / "dev_checkout.py").as_posix(), "router-registered")
+    ]

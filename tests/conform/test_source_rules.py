@@ -33,7 +33,11 @@ BROKEN = {
         "    try:\n"
         "        return 1\n"
         "    except (ValueError, Exception) as exc:  # expect: blind-except\n"
-        "        raise RuntimeError from exc\n",
+        "        raise RuntimeError from exc\n"
+        "    try:\n"
+        "        return 2\n"
+        "    except Exception:  # noqa: BLE001  # expect: blind-except\n"
+        "        return 3\n",
     ),
     "env-read": (
         "backend/app/routers/things.py",
@@ -152,7 +156,40 @@ CLEAN = {
         "        raise ValueError\n"
         "    raise NotImplementedError\n",
     ),
-    "a module of exactly 500 lines": ("backend/app/crud/long.py", DOC + "X = 1\n" * 498),
+    "a catch-all that says why it is kept": (
+        "backend/app/core/logging.py",
+        DOC + "def render(value: object) -> str:\n"
+        '    """Render a value for a log line."""\n'
+        "    try:\n"
+        "        return str(value)\n"
+        "    except Exception:  # noqa: BLE001 - a broken __str__ must not lose the line\n"
+        "        return '?'\n",
+    ),
+    "raises documented by the class or by the interface the docstring refers to": (
+        "backend/app/integrations/mailer/mailer.py",
+        DOC + "class Mailer:\n"
+        '    """Sends mail."""\n\n'
+        "    def send(self) -> None:\n"
+        '        """Send.\n\n'
+        "        Raises:\n"
+        "            MailerRefusedError: the provider refused.\n"
+        '        """\n\n\n'
+        "class SmtpMailer:\n"
+        '    """Sends through SMTP."""\n\n'
+        "    def send(self) -> None:\n"
+        '        """Send (see `Mailer.send`)."""\n'
+        "        raise MailerRefusedError\n\n\n"
+        "class NoMailer:\n"
+        '    """Mail is off: every call raises `MailerOffError`."""\n\n'
+        "    def send(self) -> None:\n"
+        '        """Refuse."""\n'
+        "        raise MailerOffError\n",
+    ),
+    "a module of exactly 500 lines of code": ("backend/app/crud/long.py", DOC + "X = 1\n" * 500),
+    "a long module whose docstrings and comments are not code": (
+        "backend/app/crud/documented.py",
+        DOC + ("# why\n\n" + "def f() -> None:\n" + '    """Do.\n\n    More.\n    """\n') * 120,
+    ),
 }
 
 

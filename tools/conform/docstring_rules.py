@@ -1,5 +1,10 @@
 """Docstrings on public modules, classes and functions, and `Raises:` for what they raise.
 
+An error a function raises itself is documented when its `Raises:` section names it, when
+the docstring of its class does (`DisabledEhr`: "every call raises ..."), or when its
+docstring refers in backticks to a function of the module whose `Raises:` names it (an
+implementation pointing at its interface: "see `EhrClient.read_patient`").
+
 Public means what pydocstyle (ruff's `D` rules) means: a name without a leading underscore,
 at module level or in a public class; functions nested in functions are private. Magic
 methods, `__init__`, `@overload` stubs and `@override` methods are exempt, as in ruff.
@@ -27,21 +32,41 @@ def check_source(source: Source) -> Iterator[Problem]:
     name = source.path.stem
     if not (name.startswith("_") and not name.startswith("__")) and not _docstring(source.tree):
         yield _missing(source, 1, f"module {source.rel}")
-    yield from _check_body(source, source.tree.body, owner="")
+    raises = _raises_by_name(source.tree)
+    yield from _check_body(source, source.tree.body, owner="", owner_doc="", raises=raises)
 
 
-def _check_body(source: Source, body: list[ast.stmt], owner: str) -> Iterator[Problem]:
+def _check_body(
+    source: Source, body: list[ast.stmt], owner: str, owner_doc: str, raises: dict[str, str]
+) -> Iterator[Problem]:
     for node in body:
         if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
-            if not _docstring(node):
+            doc = _docstring(node)
+            if not doc:
                 yield _missing(source, node.lineno, f"class {owner}{node.name}")
-            yield from _check_body(source, node.body, owner=f"{owner}{node.name}.")
+            yield from _check_body(source, node.body, f"{owner}{node.name}.", doc or "", raises)
         elif isinstance(node, FunctionNode) and _is_public_function(node):
             doc = _docstring(node)
             if not doc:
                 yield _missing(source, node.lineno, f"function {owner}{node.name}")
             else:
-                yield from _check_raises(source, node, doc, f"{owner}{node.name}")
+                # Documented also: in the class docstring, or under `Raises:` of a function
+                # of this module the docstring refers to (`see `EhrClient.read_patient``).
+                referred = [raises.get(ref, "") for ref in re.findall(r"`([\w.]+)`", doc)]
+                documented = " ".join([_raises_section(doc), owner_doc, *referred])
+                yield from _check_raises(source, node, documented, f"{owner}{node.name}")
+
+
+def _raises_by_name(tree: ast.Module) -> dict[str, str]:
+    """The `Raises:` section of every function and method, by `name` and `Class.name`."""
+    found = {}
+    for node in tree.body:
+        members = node.body if isinstance(node, ast.ClassDef) else [node]
+        prefix = f"{node.name}." if isinstance(node, ast.ClassDef) else ""
+        for member in members:
+            if isinstance(member, FunctionNode):
+                found[f"{prefix}{member.name}"] = _raises_section(_docstring(member) or "")
+    return found
 
 
 def _is_public_function(node: FunctionNode) -> bool:
@@ -69,11 +94,12 @@ def _missing(source: Source, line: int, what: str) -> Problem:
     )
 
 
-def _check_raises(source: Source, node: FunctionNode, doc: str, name: str) -> Iterator[Problem]:
-    """A function that raises an error itself lists it under `Raises:` (Google style)."""
-    section = _raises_section(doc)
+def _check_raises(
+    source: Source, node: FunctionNode, documented: str, name: str
+) -> Iterator[Problem]:
+    """A function that raises an error itself names it in its documentation."""
     for raised, line in _raised_names(node):
-        if raised in UNDOCUMENTED_RAISES or re.search(rf"\b{raised}\b", section):
+        if raised in UNDOCUMENTED_RAISES or re.search(rf"\b{raised}\b", documented):
             continue
         yield Problem(
             source.rel,
