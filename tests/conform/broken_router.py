@@ -7,11 +7,12 @@ main.py would; nothing else uses it.
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import select
 
 from backend.app.core.deps import CurrentUser, SessionDep
 from backend.app.core.errors import LeadHasPaymentsError, NotFoundError, error_responses
+from backend.app.core.idempotency import Idempotency
 from backend.app.crud import leads as crud_leads
 from backend.app.models.lead import Lead
 from backend.app.schemas.common import PageDep
@@ -81,6 +82,24 @@ async def read_undocumented(lead_id: int, user: CurrentUser, session: SessionDep
     if lead.id < 0:
         raise LeadHasPaymentsError
     return LeadRead.model_validate(lead)
+
+
+@router.post(  # expect: error-documented
+    "/idempotent",
+    response_model=LeadRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(413, 415, 422),
+)
+async def create_idempotent(
+    body: LeadCreate, user: CurrentUser, session: SessionDep, idempotency: Idempotency
+) -> LeadRead | Response:
+    """Runs through `idempotency.run`, whose key errors (409) are not listed."""
+
+    async def create() -> LeadRead:
+        lead = await crud_leads.create_lead(session, data=body, owner=user, phone_region="US")
+        return LeadRead.model_validate(lead)
+
+    return await idempotency.run(body, create)
 
 
 @router.get(  # expect: error-schema

@@ -96,7 +96,7 @@ def test_the_only_problem_outside_the_broken_router_is_the_missing_index(problem
 
 def test_an_undocumented_error_is_named_with_where_it_is_raised(problems):
     messages = [p.message for p in problems if p.rule == "error-documented"]
-    assert len(messages) == 2
+    assert len(messages) == 4
     assert any(
         "NotFoundError (404 `not_found`, raised at backend/app/crud/leads.py:" in m
         for m in messages
@@ -104,6 +104,8 @@ def test_an_undocumented_error_is_named_with_where_it_is_raised(problems):
     assert any(
         f"LeadHasPaymentsError (409 `lead_has_payments`, raised at {BROKEN}:" in m for m in messages
     )
+    through_a_parameter = "(create_idempotent) can raise IdempotencyKeyReusedError (409"
+    assert any(through_a_parameter in m for m in messages)
 
 
 def test_a_sort_value_that_is_no_column_is_named(problems):

@@ -2,14 +2,16 @@
 
 Names in the source are resolved against the live modules (a function's `__globals__`), so
 `crud_leads.get_lead(...)` leads to `backend.app.crud.leads.get_lead` whatever the import
-style. Calls that cannot be resolved statically (a method of a parameter, a variable) are
-not followed: the graph is an under-approximation, so it finds no error that is not there.
+style; a parameter's methods resolve through its annotated class, `self` through the method's
+class. Calls that cannot be resolved statically (a variable, a Protocol's stub) are not
+followed: the graph is an under-approximation, so it finds no error that is not there.
 An error raised inside a `try` whose handler catches it does not leave the function.
 """
 
 import ast
 import builtins
 import inspect
+import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import FunctionType
@@ -51,14 +53,38 @@ def resolve(expr: ast.expr, namespace: dict[str, object]) -> object:
         return namespace.get(expr.id, getattr(builtins, expr.id, None))
     if isinstance(expr, ast.Attribute):
         base = resolve(expr.value, namespace)
-        if inspect.ismodule(base) or inspect.isclass(base):
+        if inspect.ismodule(base):
             return getattr(base, expr.attr, None)
+        if base is not None:  # a class, or an instance: read without running properties
+            return inspect.getattr_static(base, expr.attr, None)
     return None
+
+
+def _local_types(func: FunctionType) -> dict[str, object]:
+    """The classes of a function's parameters (and of `self`/`cls`), by parameter name.
+
+    So `idempotency.run(...)` on a parameter `idempotency: Idempotency` (an Annotated
+    dependency) resolves to `IdempotencyHandle.run`, and `self._send()` to the method.
+    """
+    try:
+        hints = typing.get_type_hints(func, include_extras=True)
+    except (NameError, TypeError, AttributeError):
+        hints = {}
+    found: dict[str, object] = {}
+    for name, hint in hints.items():
+        if typing.get_origin(hint) is typing.Annotated:
+            hint = typing.get_args(hint)[0]
+        if inspect.isclass(hint) and name != "return":
+            found[name] = hint
+    owner = func.__globals__.get(func.__qualname__.split(".")[0])
+    if "." in func.__qualname__ and inspect.isclass(owner):
+        found.update(self=owner, cls=owner)
+    return found
 
 
 def plain_function(obj: object) -> FunctionType | None:
     """Return the Python function behind a function, method or callable instance."""
-    if inspect.ismethod(obj):
+    if inspect.ismethod(obj) or isinstance(obj, classmethod | staticmethod):
         obj = obj.__func__
     if inspect.isclass(obj):
         return None
@@ -111,7 +137,8 @@ class CallGraph:
             facts = _Facts()
             if found:
                 source, node = found
-                _Visitor(facts, source, func.__globals__, self.error_base).visit_body(node)
+                namespace = {**func.__globals__, **_local_types(func)}
+                _Visitor(facts, source, namespace, self.error_base).visit_body(node)
             self._facts[func] = facts
         return self._facts[func]
 
