@@ -13,11 +13,13 @@ from tools.conform.routes import Route, api_routes
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete", "head", "options", "trace", "api_route"}
 UNTYPED = {"Any", "dict", "Dict", "list", "List", "object"}  # bare, without type arguments
-# POSTs that create nothing although their path is a collection, and why (by handler name).
+# POSTs that create nothing although their path is a collection, and why (by handler name;
+# see `_creates` for the POSTs that are never creates).
 NOT_CREATE_POSTS = {
     "login": "the OAuth2 token endpoint answers 200 (RFC 6749, section 5.1)",
 }
 WEBHOOK_SEGMENT = "webhooks"
+STATUS_NAMES = {200: "OK", 201: "CREATED", 204: "NO_CONTENT"}
 
 
 def check(project: Project, app: FastAPI) -> Iterator[Problem]:
@@ -49,10 +51,12 @@ def check_registration(project: Project, routes: list[Route], routers: Path) -> 
         assigned = _router_assignments(source.tree)
         handlers: dict[str, list[FunctionNode]] = {}
         for node in source.tree.body:
-            decorator = isinstance(node, FunctionNode) and decorator_call(node, HTTP_METHODS)
+            if not isinstance(node, FunctionNode):
+                continue
+            decorator = decorator_call(node, HTTP_METHODS)
             if decorator and isinstance(decorator.func, ast.Attribute):
-                owner = ast.unparse(decorator.func.value)
-                handlers.setdefault(owner, []).append(node)  # type: ignore[arg-type]
+                owner = ast.unparse(decorator.func.value)  # the router: `router`
+                handlers.setdefault(owner, []).append(node)
         for owner, nodes in handlers.items():
             missing = [n.name for n in nodes if (source.path, n.name) not in registered]
             if missing and f"{source.path.stem}.{owner}" not in conditional:
@@ -180,21 +184,16 @@ def _check_status(route: Route) -> Iterator[Problem]:
     if expected is None or status == expected:
         return
     what = "a create" if route.method == "POST" else route.method
+    fix = f"set status_code=status.HTTP_{expected}_{STATUS_NAMES[expected]} on the decorator"
+    if expected == 201:
+        fix += "; a POST that creates nothing goes in NOT_CREATE_POSTS, with why"
     yield Problem(
         route.file,
         route.line,
         "handler-status",
         f"{route.label} ({route.name}) answers {status}; {what} answers {expected}",
-        f"set status_code=status.HTTP_{expected}_{_STATUS_NAMES[expected]} on the decorator"
-        + (
-            "; a POST that creates nothing belongs in NOT_CREATE_POSTS (tools/conform)"
-            if expected == 201
-            else ""
-        ),
+        fix,
     )
-
-
-_STATUS_NAMES = {200: "OK", 201: "CREATED", 204: "NO_CONTENT"}
 
 
 def _creates(route: Route) -> bool:
