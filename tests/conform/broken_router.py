@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from backend.app.core.deps import CurrentUser, SessionDep
 from backend.app.core.errors import LeadHasPaymentsError, NotFoundError, error_responses
@@ -155,3 +155,16 @@ async def list_by_source(session: SessionDep, page: PageDep) -> LeadPage:
     rows = await session.scalars(query.limit(page.limit).offset(page.offset))
     items = [LeadRead.model_validate(row) for row in rows]
     return LeadPage(items=items, total=len(items), limit=page.limit, offset=page.offset)
+
+
+@router.get("/by-creation", response_model=LeadPage, responses=error_responses(422))
+async def list_with_a_helper(session: SessionDep, page: PageDep) -> LeadPage:
+    """Conforms: a helper adds the id after the sort column (nothing here is reported)."""
+    query = _with_tiebreak(select(Lead).order_by(Lead.created_at.desc()), Lead.id.desc())
+    rows = await session.scalars(query.limit(page.limit).offset(page.offset))
+    items = [LeadRead.model_validate(row) for row in rows]
+    return LeadPage(items=items, total=len(items), limit=page.limit, offset=page.offset)
+
+
+def _with_tiebreak(query: Select[tuple[Lead]], id_column: Any) -> Select[tuple[Lead]]:
+    return query.order_by(id_column)

@@ -94,18 +94,24 @@ def plain_function(obj: object) -> FunctionType | None:
     return obj if isinstance(obj, FunctionType) else None
 
 
-def app_function(obj: object) -> FunctionType | None:
-    """Return the function behind `obj` when it is the app's own code, else None."""
+def app_function(obj: object, packages: tuple[str, ...] = (APP_PACKAGE,)) -> FunctionType | None:
+    """Return the function behind `obj` when its module is in `packages`, else None."""
     func = plain_function(obj)
-    return func if func and func.__module__.startswith(APP_PACKAGE) else None
+    return func if func and func.__module__.startswith(packages) else None
 
 
 class CallGraph:
     """What a function and everything it calls in the app can raise, and the ORDER BYs."""
 
-    def __init__(self, project: Project, error_base: type[BaseException]) -> None:
+    def __init__(
+        self,
+        project: Project,
+        error_base: type[BaseException],
+        packages: tuple[str, ...] = (APP_PACKAGE,),
+    ) -> None:
         self.project = project
         self.error_base = error_base
+        self.packages = packages  # the code followed: the app's, and its handlers' modules
         self._facts: dict[FunctionType, _Facts] = {}
 
     def reachable(self, start: Callable[..., object]) -> Iterator[FunctionType]:
@@ -138,7 +144,7 @@ class CallGraph:
             if found:
                 source, node = found
                 namespace = {**func.__globals__, **_local_types(func)}
-                _Visitor(facts, source, namespace, self.error_base).visit_body(node)
+                _Visitor(facts, source, namespace, self).visit_body(node)
             self._facts[func] = facts
         return self._facts[func]
 
@@ -162,16 +168,13 @@ class _Visitor(ast.NodeVisitor):
     """Collect raises, resolvable calls and ORDER BYs, tracking the enclosing `try`s."""
 
     def __init__(
-        self,
-        facts: _Facts,
-        source: Source,
-        namespace: dict[str, object],
-        error_base: type[BaseException],
+        self, facts: _Facts, source: Source, namespace: dict[str, object], graph: CallGraph
     ) -> None:
         self.facts = facts
         self.source = source
         self.namespace = namespace
-        self.error_base = error_base
+        self.error_base = graph.error_base
+        self.packages = graph.packages
         self.caught: tuple[type[BaseException], ...] = ()
 
     def visit_body(self, node: FunctionNode) -> None:
@@ -206,7 +209,7 @@ class _Visitor(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         """Follow calls (and functions passed as arguments) into the app's code."""
         for expr in [node.func, *node.args]:
-            func = app_function(resolve(expr, self.namespace))
+            func = app_function(resolve(expr, self.namespace), self.packages)
             if func is not None:
                 self.facts.calls.append((func, self.caught))
         if isinstance(node.func, ast.Attribute) and node.func.attr == "order_by":

@@ -107,6 +107,11 @@ class ListChecker:
                 yield from self._check_index(model, (column.name,))
 
     def _check_order(self, route: Route) -> Iterator[Problem]:
+        """The list runs an ORDER BY, one of its ORDER BYs ends with the id, indexes match.
+
+        Only an ORDER BY whose last term is plainly a non-id column counts against it: a
+        helper that adds the id itself (`order_by(*terms, id_column)`) is trusted.
+        """
         orders = self.graph.order_bys(route.endpoint)
         if not orders:
             yield self._problem(
@@ -116,30 +121,37 @@ class ListChecker:
                 "order the query by the sort column then the id, e.g. "
                 "`.order_by(Model.created_at.desc(), Model.id.desc())`",
             )
-        for order in orders:
-            yield from self._check_order_by(order)
+        terms = [[self._order_column(arg, order) for arg in order.call.args] for order in orders]
+        unstable = [
+            (order, found[-1])
+            for order, found in zip(orders, terms, strict=True)
+            if found and found[-1] is not None and not _primary_key(*found[-1])
+        ]
+        if len(unstable) == len(orders):
+            for order, (model, attribute) in unstable:
+                yield Problem(
+                    order.source.rel,
+                    order.call.func.end_lineno or order.call.lineno,
+                    "list-order",
+                    f"ORDER BY ends with {model.__name__}.{attribute}, not the id: "
+                    "rows that tie move between pages",
+                    f"end the order with {model.__name__}.id (same direction)",
+                )
+        for found in terms:
+            known = [term for term in found if term is not None]
+            if known and len(known) == len(found):
+                yield from self._check_order_index(known)
 
-    def _check_order_by(self, order: OrderBy) -> Iterator[Problem]:
-        resolved = [self._order_column(arg, order) for arg in order.call.args]
-        known = [term for term in resolved if term is not None]
-        last = resolved[-1] if resolved else None
-        if last is not None and not _primary_key(*last):
-            yield Problem(
-                order.source.rel,
-                order.call.func.end_lineno or order.call.lineno,
-                "list-order",
-                f"ORDER BY ends with {last[0].__name__}.{last[1]}, not the id: ties page unstably",
-                f"end the order with {last[0].__name__}.id (same direction)",
-            )
-        elif last is not None and len(known) == len(resolved):
-            model = last[0]
-            names = tuple(
-                _column_name(model, attribute)
-                for owner, attribute in known
-                if owner is model and not _primary_key(model, attribute)
-            )
-            if names:
-                yield from self._check_index(model, names)
+    def _check_order_index(self, terms: list[tuple[type, str]]) -> Iterator[Problem]:
+        """An ORDER BY of plain columns is served by an index (the id may be implied)."""
+        model = terms[-1][0]
+        names = tuple(
+            _column_name(model, attribute)
+            for owner, attribute in terms
+            if owner is model and not _primary_key(model, attribute)
+        )
+        if names:
+            yield from self._check_index(model, names)
 
     def _check_index(self, model: type, names: tuple[str, ...]) -> Iterator[Problem]:
         """An index ends with `names` then the id, after at most one foreign-key column."""

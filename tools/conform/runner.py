@@ -18,7 +18,7 @@ from tools.conform import (
     settings_rules,
     source_rules,
 )
-from tools.conform.calls import CallGraph
+from tools.conform.calls import APP_PACKAGE, CallGraph
 from tools.conform.problems import Problem
 from tools.conform.project import Project
 from tools.conform.routes import api_routes
@@ -49,7 +49,8 @@ def check_app(project: Project, app: FastAPI, base: type[DeclarativeBase]) -> It
     """The rules that read the live app: its routes, its OpenAPI and its models."""
     routes = list(api_routes(app, project))
     spec = app.openapi()
-    graph = CallGraph(project, AppError)
+    handler_modules = {route.endpoint.__module__ for route in routes}
+    graph = CallGraph(project, AppError, (APP_PACKAGE, *sorted(handler_modules)))
     models = [mapper.class_ for mapper in base.registry.mappers]
     yield from route_rules.check(project, app)
     yield from error_rules.check(spec, routes, graph, status_for)
