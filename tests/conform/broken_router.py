@@ -4,10 +4,11 @@
 main.py would; nothing else uses it.
 """
 
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy import Select, select
 
 from backend.app.core.deps import CurrentUser, SessionDep
@@ -100,6 +101,28 @@ async def create_idempotent(
         return LeadRead.model_validate(lead)
 
     return await idempotency.run(body, create)
+
+
+def visible(
+    getter: Callable[..., Awaitable[Lead]],
+) -> Callable[[int, CurrentUser, SessionDep], Awaitable[Lead]]:
+    """A dependency factory: the record the user may see, through `getter`."""
+
+    async def dependency(lead_id: int, user: CurrentUser, session: SessionDep) -> Lead:
+        return await getter(session, lead_id=lead_id, user=user)
+
+    return dependency
+
+
+VisibleLead = Annotated[Lead, Depends(visible(crud_leads.get_lead))]
+
+
+@router.get(  # expect: error-documented
+    "/visible/{lead_id}", response_model=LeadRead, responses=error_responses(422)
+)
+async def read_visible(lead: VisibleLead) -> LeadRead:
+    """Its dependency, made by a factory, raises NotFoundError through crud: not listed."""
+    return LeadRead.model_validate(lead)
 
 
 @router.get(  # expect: error-schema

@@ -96,7 +96,7 @@ def test_the_only_problem_outside_the_broken_router_is_the_missing_index(problem
 
 def test_an_undocumented_error_is_named_with_where_it_is_raised(problems):
     messages = [p.message for p in problems if p.rule == "error-documented"]
-    assert len(messages) == 4
+    assert len(messages) == 5
     assert any(
         "NotFoundError (404 `not_found`, raised at backend/app/crud/leads.py:" in m
         for m in messages
@@ -106,6 +106,8 @@ def test_an_undocumented_error_is_named_with_where_it_is_raised(problems):
     )
     through_a_parameter = "(create_idempotent) can raise IdempotencyKeyReusedError (409"
     assert any(through_a_parameter in m for m in messages)
+    through_a_dependency_factory = "(read_visible) can raise NotFoundError (404"
+    assert any(through_a_dependency_factory in m for m in messages)
 
 
 def test_a_sort_value_that_is_no_column_is_named(problems):

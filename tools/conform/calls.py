@@ -60,6 +60,17 @@ def resolve(expr: ast.expr, namespace: dict[str, object]) -> object:
     return None
 
 
+def _closure(func: FunctionType) -> dict[str, object]:
+    """The variables a nested function closes over (a dependency made by a factory)."""
+    found: dict[str, object] = {}
+    for name, cell in zip(func.__code__.co_freevars, func.__closure__ or (), strict=False):
+        try:
+            found[name] = cell.cell_contents
+        except ValueError:  # an empty cell: the variable is not bound yet
+            continue
+    return found
+
+
 def _local_types(func: FunctionType) -> dict[str, object]:
     """The classes of a function's parameters (and of `self`/`cls`), by parameter name.
 
@@ -143,7 +154,7 @@ class CallGraph:
             facts = _Facts()
             if found:
                 source, node = found
-                namespace = {**func.__globals__, **_local_types(func)}
+                namespace = {**func.__globals__, **_closure(func), **_local_types(func)}
                 _Visitor(facts, source, namespace, self).visit_body(node)
             self._facts[func] = facts
         return self._facts[func]
