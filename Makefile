@@ -7,7 +7,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help run worker test lint format typecheck conform migrate create-admin docs bench clean
+.PHONY: help run worker test lint format typecheck conform migrate create-admin docs api-check api-baseline bench clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -54,6 +54,12 @@ create-admin: $(RUN_STAMP) ## Create an admin: make create-admin EMAIL=you@examp
 
 docs: $(RUN_STAMP) ## Regenerate backend/app/docs/openapi.json and api.md from the app
 	$(BIN)/python -m backend.app.docs.generate
+
+api-check: $(RUN_STAMP) ## Fail if the app breaks clients of its version's API baseline
+	$(BIN)/python -m backend.app.docs.api_baseline check
+
+api-baseline: $(RUN_STAMP) ## Record the API baseline of the app's version (ACCEPT_BREAKING=1: see README)
+	$(BIN)/python -m backend.app.docs.api_baseline record $(if $(ACCEPT_BREAKING),--accept-breaking)
 
 bench: $(DEV_STAMP) ## Benchmark on PostgreSQL against two yardsticks (~5 min; README "Speed")
 	@command -v wrk >/dev/null 2>&1 || { \

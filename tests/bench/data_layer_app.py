@@ -1,8 +1,8 @@
 """The benchmark's second yardstick: our own data layer with no FastAPI around it.
 
 Bare Starlette routes that do what our lead routes do, by calling the very code our app
-calls: `decode_access_token`, the user by id through the ORM session, the `crud.leads`
-functions, the pydantic schemas, one session per request committed at the end. What is
+calls: `decode_access_token`, the user by id through the ORM session, `load_visible` and the
+`crud.leads` functions, the pydantic schemas, one session per request committed at the end. What is
 missing is FastAPI (routing, dependency injection, validation of the path and query) and
 our middleware.
 
@@ -23,12 +23,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from backend.app.core.access import load_visible
 from backend.app.core.config import Settings, get_settings
 from backend.app.core.database import create_engine, create_session_factory
 from backend.app.core.errors import AppError, UnauthorizedError, status_for
 from backend.app.core.security import decode_access_token
 from backend.app.crud import leads as crud_leads
 from backend.app.crud.leads import LeadFilters
+from backend.app.models.lead import Lead
 from backend.app.models.user import User
 from backend.app.schemas.common import PageParams
 from backend.app.schemas.lead import LeadCreate, LeadPage, LeadRead, LeadUpdate
@@ -82,7 +84,7 @@ async def create_lead(request: Request, session: AsyncSession, user: User) -> Re
 
 
 async def read_lead(request: Request, session: AsyncSession, user: User) -> Response:
-    lead = await crud_leads.get_lead(session, lead_id=request.path_params["lead_id"], user=user)
+    lead = await load_visible(session, Lead, record_id=request.path_params["lead_id"], user=user)
     return _json(LeadRead.model_validate(lead))
 
 
@@ -91,14 +93,12 @@ async def list_leads(request: Request, session: AsyncSession, user: User) -> Res
         limit=int(request.query_params.get("limit", "50")),
         offset=int(request.query_params.get("offset", "0")),
     )
-    leads, total = await crud_leads.list_leads(session, user=user, filters=LeadFilters(), page=page)
-    items = [LeadRead.model_validate(lead) for lead in leads]
-    return _json(LeadPage(items=items, total=total, limit=page.limit, offset=page.offset))
+    return _json(await crud_leads.list_leads(session, user=user, filters=LeadFilters(), page=page))
 
 
 async def update_lead(request: Request, session: AsyncSession, user: User) -> Response:
     body = LeadUpdate.model_validate_json(await request.body())
-    lead = await crud_leads.get_lead(session, lead_id=request.path_params["lead_id"], user=user)
+    lead = await load_visible(session, Lead, record_id=request.path_params["lead_id"], user=user)
     lead = await crud_leads.update_lead(
         session, lead=lead, data=body, phone_region=state.settings.default_phone_region
     )

@@ -1,28 +1,24 @@
 """Data logic for leads. Functions never commit: the request's unit of work does.
 
-Owner scoping lives in `_visible_to`: every read goes through it, so a member can only ever
-reach their own leads, and someone else's lead is indistinguishable from a missing one.
+Reads of one lead go through `core.access.visible_record` (the router's `VisibleLead`), and
+the list through `owned_by`, so a member only ever reaches their own leads.
 """
 
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.app.core.errors import InvalidFieldError, LeadHasPaymentsError, NotFoundError
+from backend.app.core.access import owned_by
+from backend.app.core.errors import InvalidFieldError
+from backend.app.core.pagination import ordering, paginate
 from backend.app.core.phone import InvalidPhoneNumberError, normalize_phone
 from backend.app.models.lead import Lead, LeadStatus
-from backend.app.models.payment import Payment
 from backend.app.models.user import User
 from backend.app.schemas.common import PageParams
-from backend.app.schemas.lead import LeadCreate, LeadSort, LeadUpdate
+from backend.app.schemas.lead import LeadCreate, LeadPage, LeadSort, LeadUpdate
 
-_SORT_COLUMNS = {
-    LeadSort.CREATED_AT: Lead.created_at,
-    LeadSort.UPDATED_AT: Lead.updated_at,
-    LeadSort.NAME: Lead.name,
-}
+SORT_COLUMNS = {"created_at": Lead.created_at, "updated_at": Lead.updated_at, "name": Lead.name}
 
 
 @dataclass(frozen=True)
@@ -32,23 +28,6 @@ class LeadFilters:
     statuses: list[LeadStatus] | None = None
     q: str | None = None
     sort: LeadSort = LeadSort.CREATED_AT_DESC
-
-
-def _visible_to(user: User) -> list[ColumnElement[bool]]:
-    """Return the conditions that limit leads to those `user` may see."""
-    return [] if user.is_admin else [Lead.owner_id == user.id]
-
-
-async def get_lead(session: AsyncSession, *, lead_id: int, user: User) -> Lead:
-    """Return lead `lead_id` if `user` may see it.
-
-    Raises:
-        NotFoundError: no such lead, or it belongs to another member.
-    """
-    lead = await session.scalar(select(Lead).where(Lead.id == lead_id, *_visible_to(user)))
-    if lead is None:
-        raise NotFoundError(f"Lead {lead_id} was not found.")
-    return lead
 
 
 async def create_lead(
@@ -85,26 +64,23 @@ async def update_lead(
 
 
 async def delete_lead(session: AsyncSession, *, lead: Lead) -> None:
-    """Delete `lead`.
+    """Delete `lead` and its messages.
 
     Raises:
-        LeadHasPaymentsError: the lead has payments (its billing record stays).
+        LeadHasPaymentsError: the lead has payments (its billing record stays); the foreign
+            key refuses the delete and the unit of work says so (`core/db_errors.py`).
     """
-    if await session.scalar(select(Payment.id).where(Payment.lead_id == lead.id).limit(1)):
-        raise LeadHasPaymentsError
     await session.delete(lead)
     await session.flush()
 
 
 async def list_leads(
     session: AsyncSession, *, user: User, filters: LeadFilters, page: PageParams
-) -> tuple[list[Lead], int]:
+) -> LeadPage:
     """Return one page of the leads `user` may see, and how many match in all."""
-    conditions = [*_visible_to(user), *_filter_conditions(filters)]
-    total = await session.scalar(select(func.count(Lead.id)).where(*conditions))
-    query = _sorted(select(Lead).where(*conditions), filters.sort)
-    rows = await session.scalars(query.limit(page.limit).offset(page.offset))
-    return list(rows), total or 0
+    query = select(Lead).where(*owned_by(user, Lead.owner_id), *_filter_conditions(filters))
+    order = ordering(filters.sort, SORT_COLUMNS, Lead.id)
+    return await paginate(session, query, page=page, order_by=order, schema=LeadPage)
 
 
 def _filter_conditions(filters: LeadFilters) -> list[ColumnElement[bool]]:
@@ -112,24 +88,9 @@ def _filter_conditions(filters: LeadFilters) -> list[ColumnElement[bool]]:
     if filters.statuses:
         conditions.append(Lead.status.in_(filters.statuses))
     if filters.q:
-        conditions.append(
-            or_(
-                *(
-                    col.icontains(filters.q, autoescape=True)
-                    for col in (Lead.name, Lead.email, Lead.phone)
-                )
-            )
-        )
+        columns = (Lead.name, Lead.email, Lead.phone)
+        conditions.append(or_(*(col.icontains(filters.q, autoescape=True) for col in columns)))
     return conditions
-
-
-def _sorted(query: Select[Lead], sort: LeadSort) -> Select[Lead]:
-    """Order by the sort column, then by id in the same direction (stable paging)."""
-    descending = sort.value.startswith("-")
-    column: Any = _SORT_COLUMNS[LeadSort(sort.value.lstrip("-"))]
-    if descending:
-        return query.order_by(column.desc(), Lead.id.desc())
-    return query.order_by(column.asc(), Lead.id.asc())
 
 
 def _normalized_phone(raw: str | None, region: str) -> str | None:

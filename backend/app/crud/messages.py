@@ -5,8 +5,9 @@ Functions never commit: the request's unit of work does. Queuing a text only wri
 """
 
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.core.errors import (
@@ -16,6 +17,7 @@ from backend.app.core.errors import (
     NotFoundError,
     SmsQuotaExceededError,
 )
+from backend.app.core.pagination import paginate
 from backend.app.models.base import utcnow
 from backend.app.models.lead import Lead
 from backend.app.models.message import (
@@ -27,7 +29,7 @@ from backend.app.models.message import (
 from backend.app.models.sms_usage import SmsUsage
 from backend.app.models.user import User
 from backend.app.schemas.common import PageParams
-from backend.app.schemas.message import MessageCreate
+from backend.app.schemas.message import MessageCreate, MessagePage
 
 QUOTA_WINDOW = timedelta(hours=24)
 
@@ -121,19 +123,11 @@ async def _take_quota(session: AsyncSession, *, user: User, daily_limit: int) ->
     session.add(SmsUsage(user_id=user.id, created_at=now))
 
 
-async def list_messages(
-    session: AsyncSession, *, lead: Lead, page: PageParams
-) -> tuple[list[Message], int]:
+async def list_messages(session: AsyncSession, *, lead: Lead, page: PageParams) -> MessagePage:
     """Return one page of `lead`'s messages, newest first, and how many there are."""
-    total = await session.scalar(select(func.count(Message.id)).where(Message.lead_id == lead.id))
-    rows = await session.scalars(
-        select(Message)
-        .where(Message.lead_id == lead.id)
-        .order_by(Message.created_at.desc(), Message.id.desc())
-        .limit(page.limit)
-        .offset(page.offset)
-    )
-    return list(rows), total or 0
+    query = select(Message).where(Message.lead_id == lead.id)
+    order: list[ColumnElement[Any]] = [Message.created_at.desc(), Message.id.desc()]
+    return await paginate(session, query, page=page, order_by=order, schema=MessagePage)
 
 
 async def get_message_for_update(session: AsyncSession, *, lead: Lead, message_id: int) -> Message:

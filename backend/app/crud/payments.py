@@ -8,11 +8,13 @@ a checkout session is ever stored.
 """
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.app.core.pagination import paginate
 from backend.app.integrations.stripe import (
     CheckoutOutcome,
     CheckoutProvider,
@@ -25,7 +27,7 @@ from backend.app.models.payment import Payment, PaymentStatus
 from backend.app.models.stripe_event import StripeEvent
 from backend.app.models.user import User
 from backend.app.schemas.common import PageParams
-from backend.app.schemas.payment import PaymentCreate
+from backend.app.schemas.payment import PaymentCreate, PaymentPage
 
 _STATUS_BY_OUTCOME = {
     CheckoutOutcome.PAID: PaymentStatus.PAID,
@@ -84,20 +86,11 @@ async def create_payment(
     return payment
 
 
-async def list_payments(
-    session: AsyncSession, *, lead: Lead, page: PageParams
-) -> tuple[list[Payment], int]:
+async def list_payments(session: AsyncSession, *, lead: Lead, page: PageParams) -> PaymentPage:
     """Return one page of `lead`'s payments, newest first, and how many it has in all."""
-    condition: ColumnElement[bool] = Payment.lead_id == lead.id
-    total = await session.scalar(select(func.count(Payment.id)).where(condition))
-    rows = await session.scalars(
-        select(Payment)
-        .where(condition)
-        .order_by(Payment.created_at.desc(), Payment.id.desc())
-        .limit(page.limit)
-        .offset(page.offset)
-    )
-    return list(rows), total or 0
+    query = select(Payment).where(Payment.lead_id == lead.id)
+    order: list[ColumnElement[Any]] = [Payment.created_at.desc(), Payment.id.desc()]
+    return await paginate(session, query, page=page, order_by=order, schema=PaymentPage)
 
 
 async def lead_has_payments(session: AsyncSession, *, lead_id: int) -> bool:

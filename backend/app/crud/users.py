@@ -1,12 +1,13 @@
 """Data logic for users. Functions never commit: the request's unit of work does."""
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.core.errors import EmailTakenError, NotFoundError
+from backend.app.core.pagination import paginate
 from backend.app.models.user import User, UserRole
 from backend.app.schemas.common import PageParams
-from backend.app.schemas.user import UserUpdate
+from backend.app.schemas.user import UserPage, UserUpdate
 
 
 async def get_user(session: AsyncSession, *, user_id: int) -> User:
@@ -68,13 +69,11 @@ async def set_password_hash(session: AsyncSession, *, user: User, hashed_passwor
     await session.flush()
 
 
-async def list_users(session: AsyncSession, *, page: PageParams) -> tuple[list[User], int]:
+async def list_users(session: AsyncSession, *, page: PageParams) -> UserPage:
     """Return one page of users, oldest first, and the total count."""
-    total = await session.scalar(select(func.count()).select_from(User))
-    rows = await session.scalars(
-        select(User).order_by(User.id).limit(page.limit).offset(page.offset)
+    return await paginate(
+        session, select(User), page=page, order_by=[User.id.asc()], schema=UserPage
     )
-    return list(rows), total or 0
 
 
 async def ensure_admin(session: AsyncSession, *, email: str, hashed_password: str) -> bool:

@@ -5,13 +5,14 @@ Thin handlers: parse, call one crud function, return a typed schema.
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
+from backend.app.core.access import visible_record
 from backend.app.core.deps import CurrentUser, SessionDep, SettingsDep
 from backend.app.core.errors import LeadHasPaymentsError, NotFoundError, error_responses
 from backend.app.crud import leads as crud_leads
 from backend.app.crud.leads import LeadFilters
-from backend.app.models.lead import LeadStatus
+from backend.app.models.lead import Lead, LeadStatus
 from backend.app.schemas.common import PageDep
 from backend.app.schemas.fields import MAX_ID, single_line
 from backend.app.schemas.lead import LeadCreate, LeadPage, LeadRead, LeadSort, LeadUpdate
@@ -20,6 +21,7 @@ router = APIRouter(prefix="/leads", tags=["leads"])
 
 SearchText = Annotated[str, single_line(max_length=200)]
 LeadId = Annotated[int, Path(ge=1, le=MAX_ID, description="The lead's id.")]
+VisibleLead = Annotated[Lead, Depends(visible_record(Lead, path_param="lead_id"))]
 
 
 @router.post(
@@ -61,19 +63,12 @@ async def list_leads(
 ) -> LeadPage:
     """Return a page of the leads the user may see (admins: all)."""
     filters = LeadFilters(statuses=status_, q=q, sort=sort)
-    leads, total = await crud_leads.list_leads(session, user=user, filters=filters, page=page)
-    items = [LeadRead.model_validate(lead) for lead in leads]
-    return LeadPage(items=items, total=total, limit=page.limit, offset=page.offset)
+    return await crud_leads.list_leads(session, user=user, filters=filters, page=page)
 
 
 @router.get("/{lead_id}", response_model=LeadRead, responses=error_responses(NotFoundError, 422))
-async def read_lead(lead_id: LeadId, user: CurrentUser, session: SessionDep) -> LeadRead:
-    """Return one lead.
-
-    Raises:
-        NotFoundError: no such lead, or another member's.
-    """
-    lead = await crud_leads.get_lead(session, lead_id=lead_id, user=user)
+async def read_lead(lead: VisibleLead) -> LeadRead:
+    """Return one lead (404 for a missing lead or another member's)."""
     return LeadRead.model_validate(lead)
 
 
@@ -83,18 +78,13 @@ async def read_lead(lead_id: LeadId, user: CurrentUser, session: SessionDep) -> 
     responses=error_responses(NotFoundError, 413, 415, 422),
 )
 async def update_lead(
-    lead_id: LeadId,
-    body: LeadUpdate,
-    user: CurrentUser,
-    session: SessionDep,
-    settings: SettingsDep,
+    lead: VisibleLead, body: LeadUpdate, session: SessionDep, settings: SettingsDep
 ) -> LeadRead:
     """Change some fields of a lead; `null` clears an optional field.
 
     Raises:
-        NotFoundError: no such lead, or another member's.
+        InvalidFieldError: the phone is not a valid number (422).
     """
-    lead = await crud_leads.get_lead(session, lead_id=lead_id, user=user)
     lead = await crud_leads.update_lead(
         session, lead=lead, data=body, phone_region=settings.default_phone_region
     )
@@ -106,12 +96,10 @@ async def update_lead(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(NotFoundError, LeadHasPaymentsError, 422),
 )
-async def delete_lead(lead_id: LeadId, user: CurrentUser, session: SessionDep) -> None:
-    """Delete a lead.
+async def delete_lead(lead: VisibleLead, session: SessionDep) -> None:
+    """Delete a lead and its messages (pending texts are never sent).
 
     Raises:
-        NotFoundError: no such lead, or another member's.
-        LeadHasPaymentsError: the lead has payments.
+        LeadHasPaymentsError: the lead has payments (409).
     """
-    lead = await crud_leads.get_lead(session, lead_id=lead_id, user=user)
     await crud_leads.delete_lead(session, lead=lead)

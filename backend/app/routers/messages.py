@@ -18,9 +18,8 @@ from backend.app.core.errors import (
     error_responses,
 )
 from backend.app.core.idempotency import IDEMPOTENCY_ERRORS, Idempotency, replayable
-from backend.app.crud import leads as crud_leads
 from backend.app.crud import messages as crud_messages
-from backend.app.routers.leads import LeadId
+from backend.app.routers.leads import VisibleLead
 from backend.app.schemas.common import PageDep
 from backend.app.schemas.fields import MAX_ID
 from backend.app.schemas.message import MessageCreate, MessagePage, MessageRead
@@ -49,7 +48,7 @@ MessageId = Annotated[int, Path(ge=1, le=MAX_ID, description="The message's id."
     },
 )
 async def create_message(
-    lead_id: LeadId,
+    lead: VisibleLead,
     body: MessageCreate,
     user: CurrentUser,
     session: SessionDep,
@@ -70,7 +69,6 @@ async def create_message(
         IdempotencyKeyReusedError: the key was used for another request.
         IdempotencyKeyInUseError: the key's first request is still running.
     """
-    lead = await crud_leads.get_lead(session, lead_id=lead_id, user=user)
 
     async def create() -> MessageRead:
         message = await crud_messages.create_message(
@@ -82,21 +80,13 @@ async def create_message(
 
 
 @router.get("", response_model=MessagePage, responses=error_responses(NotFoundError, 422))
-async def list_messages(
-    lead_id: LeadId,
-    user: CurrentUser,
-    session: SessionDep,
-    page: PageDep,
-) -> MessagePage:
+async def list_messages(lead: VisibleLead, session: SessionDep, page: PageDep) -> MessagePage:
     """Return a page of the lead's messages, both directions, newest first.
 
     Raises:
         NotFoundError: no such lead, or another member's.
     """
-    lead = await crud_leads.get_lead(session, lead_id=lead_id, user=user)
-    messages, total = await crud_messages.list_messages(session, lead=lead, page=page)
-    items = [MessageRead.model_validate(message) for message in messages]
-    return MessagePage(items=items, total=total, limit=page.limit, offset=page.offset)
+    return await crud_messages.list_messages(session, lead=lead, page=page)
 
 
 @router.delete(
@@ -104,15 +94,12 @@ async def list_messages(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(NotFoundError, MessageNotCancelableError, 422),
 )
-async def cancel_message(
-    lead_id: LeadId, message_id: MessageId, user: CurrentUser, session: SessionDep
-) -> None:
+async def cancel_message(lead: VisibleLead, message_id: MessageId, session: SessionDep) -> None:
     """Cancel a scheduled message; it stays in the list as `canceled`.
 
     Raises:
         NotFoundError: no such lead or message.
         MessageNotCancelableError: the message is not `scheduled` (already sent, etc.).
     """
-    lead = await crud_leads.get_lead(session, lead_id=lead_id, user=user)
     message = await crud_messages.get_message_for_update(session, lead=lead, message_id=message_id)
     await crud_messages.cancel_message(session, message=message)

@@ -15,9 +15,8 @@ from backend.app.core.errors import (
     error_responses,
 )
 from backend.app.core.idempotency import IDEMPOTENCY_ERRORS, Idempotency, replayable
-from backend.app.crud import leads as crud_leads
 from backend.app.crud import payments as crud_payments
-from backend.app.routers.leads import LeadId
+from backend.app.routers.leads import VisibleLead
 from backend.app.schemas.common import PageDep
 from backend.app.schemas.payment import PaymentCreate, PaymentPage, PaymentRead
 
@@ -44,7 +43,7 @@ router = APIRouter(prefix="/leads/{lead_id}/payments", tags=["payments"])
     },
 )
 async def create_payment(
-    lead_id: LeadId,
+    lead: VisibleLead,
     body: PaymentCreate,
     user: CurrentUser,
     session: SessionDep,
@@ -65,7 +64,6 @@ async def create_payment(
         IdempotencyKeyReusedError: the key was used for another request.
         IdempotencyKeyInUseError: the key's first request is still running.
     """
-    lead = await crud_leads.get_lead(session, lead_id=lead_id, user=user)
 
     async def create() -> PaymentRead:
         payment = await crud_payments.create_payment(
@@ -77,18 +75,10 @@ async def create_payment(
 
 
 @router.get("", response_model=PaymentPage, responses=error_responses(NotFoundError, 422))
-async def list_payments(
-    lead_id: LeadId,
-    user: CurrentUser,
-    session: SessionDep,
-    page: PageDep,
-) -> PaymentPage:
+async def list_payments(lead: VisibleLead, session: SessionDep, page: PageDep) -> PaymentPage:
     """Return a page of a lead's payments, newest first.
 
     Raises:
         NotFoundError: no such lead, or another member's.
     """
-    lead = await crud_leads.get_lead(session, lead_id=lead_id, user=user)
-    payments, total = await crud_payments.list_payments(session, lead=lead, page=page)
-    items = [PaymentRead.model_validate(payment) for payment in payments]
-    return PaymentPage(items=items, total=total, limit=page.limit, offset=page.offset)
+    return await crud_payments.list_payments(session, lead=lead, page=page)

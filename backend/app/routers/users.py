@@ -31,9 +31,7 @@ async def read_current_user(user: CurrentUser) -> UserRead:
 @router.get("", response_model=UserPage, responses=error_responses(ForbiddenError, 422))
 async def list_users(_admin: AdminUser, session: SessionDep, page: PageDep) -> UserPage:
     """Return a page of users, oldest first (admins only)."""
-    users, total = await crud_users.list_users(session, page=page)
-    items = [UserRead.model_validate(u) for u in users]
-    return UserPage(items=items, total=total, limit=page.limit, offset=page.offset)
+    return await crud_users.list_users(session, page=page)
 
 
 @router.patch(

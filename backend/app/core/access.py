@@ -1,0 +1,102 @@
+"""Who may see which record: owner scoping, and the dependency that loads a visible record.
+
+A member sees the records they own; an admin sees all. Every read of an owned entity goes
+through `owned_by`, and a handler that works on one record declares it as a parameter::
+
+    VisibleLead = Annotated[Lead, Depends(visible_record(Lead, path_param="lead_id"))]
+
+    @router.get("/{lead_id}")
+    async def read_lead(lead: VisibleLead) -> LeadRead: ...
+
+`visible_record` reads the id from the path, loads the record if the current user may see
+it, and answers 404 otherwise: another member's record is indistinguishable from a missing
+one, and no handler can forget the check.
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+from fastapi import Path
+from sqlalchemy import ColumnElement, inspect, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from backend.app.core.db_errors import entity_label
+from backend.app.core.deps import CurrentUser, SessionDep
+from backend.app.core.errors import NotFoundError
+from backend.app.models.base import Base
+from backend.app.models.user import User
+from backend.app.schemas.fields import MAX_ID
+
+ModelT = TypeVar("ModelT", bound=Base)
+
+
+def owned_by(user: User, owner_column: InstrumentedAttribute[int]) -> list[ColumnElement[bool]]:
+    """Return the conditions that limit rows to those `user` may see (none for an admin)."""
+    return [] if user.is_admin else [owner_column == user.id]
+
+
+async def load_visible(
+    session: AsyncSession,
+    model: type[ModelT],
+    *,
+    record_id: int,
+    user: User,
+    owner_column: InstrumentedAttribute[int] | None = None,
+) -> ModelT:
+    """Return the `model` row with `record_id` if `user` may see it.
+
+    Args:
+        session: the request's session.
+        model: the entity's model.
+        record_id: the primary key.
+        user: the current user (an admin sees every row, a member their own).
+        owner_column: the column naming the row's owner (default: `model.owner_id`).
+
+    Raises:
+        NotFoundError: no such record, or it belongs to another member.
+    """
+    id_column = inspect(model).primary_key[0]
+    owner = owner_column if owner_column is not None else getattr(model, "owner_id")  # noqa: B009
+    record = await session.scalar(
+        select(model).where(id_column == record_id, *owned_by(user, owner))
+    )
+    if record is None:
+        label = entity_label(model.__tablename__).capitalize()
+        raise NotFoundError(f"{label} {record_id} was not found.")
+    return record
+
+
+def visible_record(
+    model: type[ModelT],
+    *,
+    path_param: str,
+    owner_column: InstrumentedAttribute[int] | None = None,
+) -> Callable[..., Awaitable[ModelT]]:
+    """Return a dependency that loads the `model` row named in the path, if the user may see it.
+
+    Args:
+        model: the entity's model; its primary key is compared with the path parameter.
+        path_param: the name of the id in the route's path, e.g. `lead_id`.
+        owner_column: the column naming the row's owner (default: `model.owner_id`).
+
+    Returns:
+        An async dependency for `Annotated[Model, Depends(...)]`.
+    """
+    description = f"The {entity_label(model.__tablename__)}'s id."
+
+    async def load_visible_record(
+        record_id: Annotated[int, Path(alias=path_param, ge=1, le=MAX_ID, description=description)],
+        user: CurrentUser,
+        session: SessionDep,
+    ) -> ModelT:
+        """Return the record, or raise NotFoundError (missing, or not the user's to see).
+
+        Raises:
+            NotFoundError: no such record, or it belongs to another member.
+        """
+        return await load_visible(
+            session, model, record_id=record_id, user=user, owner_column=owner_column
+        )
+
+    return load_visible_record
