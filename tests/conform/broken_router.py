@@ -11,9 +11,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy import Select, select
 
+from backend.app.core.access import load_visible
 from backend.app.core.deps import CurrentUser, SessionDep
 from backend.app.core.errors import LeadHasPaymentsError, NotFoundError, error_responses
 from backend.app.core.idempotency import Idempotency
+from backend.app.core.pagination import paginate
 from backend.app.crud import leads as crud_leads
 from backend.app.models.lead import Lead
 from backend.app.schemas.common import PageDep
@@ -78,8 +80,8 @@ async def read_untyped(
     responses=error_responses(422),
 )
 async def read_undocumented(lead_id: int, user: CurrentUser, session: SessionDep) -> LeadRead:
-    """Raises NotFoundError through crud (and LeadHasPaymentsError itself): neither listed."""
-    lead = await crud_leads.get_lead(session, lead_id=lead_id, user=user)
+    """Raises NotFoundError in load_visible (and LeadHasPaymentsError itself): neither listed."""
+    lead = await load_visible(session, Lead, record_id=lead_id, user=user)
     if lead.id < 0:
         raise LeadHasPaymentsError
     return LeadRead.model_validate(lead)
@@ -109,19 +111,19 @@ def visible(
     """A dependency factory: the record the user may see, through `getter`."""
 
     async def dependency(lead_id: int, user: CurrentUser, session: SessionDep) -> Lead:
-        return await getter(session, lead_id=lead_id, user=user)
+        return await getter(session, Lead, record_id=lead_id, user=user)
 
     return dependency
 
 
-VisibleLead = Annotated[Lead, Depends(visible(crud_leads.get_lead))]
+VisibleLead = Annotated[Lead, Depends(visible(load_visible))]
 
 
 @router.get(  # expect: error-documented
     "/visible/{lead_id}", response_model=LeadRead, responses=error_responses(422)
 )
 async def read_visible(lead: VisibleLead) -> LeadRead:
-    """Its dependency, made by a factory, raises NotFoundError through crud: not listed."""
+    """Its dependency, made by a factory, raises NotFoundError in load_visible: not listed."""
     return LeadRead.model_validate(lead)
 
 
@@ -191,3 +193,22 @@ async def list_with_a_helper(session: SessionDep, page: PageDep) -> LeadPage:
 
 def _with_tiebreak(query: Select[tuple[Lead]], id_column: Any) -> Select[tuple[Lead]]:
     return query.order_by(id_column)
+
+
+@router.get("/paged-by-source", response_model=LeadPage, responses=error_responses(422))
+async def list_paged_by_source(session: SessionDep, page: PageDep) -> LeadPage:
+    """The paging helper, given an order that does not end with the id."""
+    return await paginate(
+        session,
+        select(Lead),
+        page=page,
+        order_by=[Lead.source.desc()],  # expect: list-order
+        schema=LeadPage,
+    )
+
+
+@router.get("/paged", response_model=LeadPage, responses=error_responses(422))
+async def list_paged(session: SessionDep, page: PageDep) -> LeadPage:
+    """Conforms: the paging helper, with a stable order an index serves."""
+    order = [Lead.created_at.desc(), Lead.id.desc()]
+    return await paginate(session, select(Lead), page=page, order_by=order, schema=LeadPage)

@@ -98,7 +98,7 @@ def test_an_undocumented_error_is_named_with_where_it_is_raised(problems):
     messages = [p.message for p in problems if p.rule == "error-documented"]
     assert len(messages) == 5
     assert any(
-        "NotFoundError (404 `not_found`, raised at backend/app/crud/leads.py:" in m
+        "NotFoundError (404 `not_found`, raised at backend/app/core/access.py:" in m
         for m in messages
     )
     assert any(

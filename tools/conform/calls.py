@@ -33,10 +33,15 @@ class Raised:
 
 @dataclass(frozen=True)
 class OrderBy:
-    """An `.order_by(...)` call and the namespace its names resolve in."""
+    """An ORDER BY the code states: the terms of `.order_by(...)` or of an `order_by=` argument.
 
-    call: ast.Call
+    `terms` is None when they are not written there (forwarded as `*order_by`, or built by
+    a call such as `ordering(...)`).
+    """
+
+    terms: list[ast.expr] | None
     source: Source
+    line: int
     namespace: dict[str, object]
 
 
@@ -58,6 +63,20 @@ def resolve(expr: ast.expr, namespace: dict[str, object]) -> object:
         if base is not None:  # a class, or an instance: read without running properties
             return inspect.getattr_static(base, expr.attr, None)
     return None
+
+
+def _local_lists(node: FunctionNode) -> dict[str, list[ast.expr]]:
+    """Local variables assigned a list or tuple literal (`order = [A.x.desc(), A.id]`)."""
+    found = {}
+    for statement in ast.walk(node):
+        target = value = None
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+            target, value = statement.targets[0], statement.value
+        elif isinstance(statement, ast.AnnAssign):
+            target, value = statement.target, statement.value
+        if isinstance(target, ast.Name) and isinstance(value, ast.List | ast.Tuple):
+            found[target.id] = list(value.elts)
+    return found
 
 
 def _closure(func: FunctionType) -> dict[str, object]:
@@ -144,7 +163,7 @@ class CallGraph:
         return self._errors(first, set()) if first else []
 
     def order_bys(self, start: Callable[..., object]) -> list[OrderBy]:
-        """Every `.order_by(...)` in `start` and the app functions it may call."""
+        """Every ORDER BY stated in `start` and the app functions it may call."""
         return [order for func in self.reachable(start) for order in self.facts(func).order_bys]
 
     def facts(self, func: FunctionType) -> _Facts:
@@ -155,7 +174,7 @@ class CallGraph:
             if found:
                 source, node = found
                 namespace = {**func.__globals__, **_closure(func), **_local_types(func)}
-                _Visitor(facts, source, namespace, self).visit_body(node)
+                _Visitor(facts, source, namespace, self, _local_lists(node)).visit_body(node)
             self._facts[func] = facts
         return self._facts[func]
 
@@ -179,11 +198,17 @@ class _Visitor(ast.NodeVisitor):
     """Collect raises, resolvable calls and ORDER BYs, tracking the enclosing `try`s."""
 
     def __init__(
-        self, facts: _Facts, source: Source, namespace: dict[str, object], graph: CallGraph
+        self,
+        facts: _Facts,
+        source: Source,
+        namespace: dict[str, object],
+        graph: CallGraph,
+        local_lists: dict[str, list[ast.expr]],
     ) -> None:
         self.facts = facts
         self.source = source
         self.namespace = namespace
+        self.local_lists = local_lists
         self.error_base = graph.error_base
         self.packages = graph.packages
         self.caught: tuple[type[BaseException], ...] = ()
@@ -224,8 +249,26 @@ class _Visitor(ast.NodeVisitor):
             if func is not None:
                 self.facts.calls.append((func, self.caught))
         if isinstance(node.func, ast.Attribute) and node.func.attr == "order_by":
-            self.facts.order_bys.append(OrderBy(node, self.source, self.namespace))
+            first = node.args[0] if len(node.args) == 1 else None
+            if isinstance(first, ast.Starred):  # `.order_by(*order)`: a list made elsewhere?
+                self._order(self._listed(first.value), node.func.end_lineno or node.lineno)
+            else:
+                self._order(list(node.args), node.func.end_lineno or node.lineno)
+        for argument in node.keywords:
+            if argument.arg == "order_by":  # a paging helper's `order_by=[...]`
+                self._order(self._listed(argument.value), argument.value.lineno)
         self.generic_visit(node)
+
+    def _order(self, terms: list[ast.expr] | None, line: int) -> None:
+        self.facts.order_bys.append(OrderBy(terms, self.source, line, self.namespace))
+
+    def _listed(self, expr: ast.expr) -> list[ast.expr] | None:
+        """The items of a list written here, or of a local variable assigned one."""
+        if isinstance(expr, ast.List | ast.Tuple):
+            return list(expr.elts)
+        if isinstance(expr, ast.Name):
+            return self.local_lists.get(expr.id)
+        return None
 
     def _handled(self, handlers: list[ast.ExceptHandler]) -> tuple[type[BaseException], ...]:
         types: list[type[BaseException]] = []

@@ -2,8 +2,9 @@
 
 A list is an operation whose success body has the page shape (`items`, `total`, `limit`,
 `offset`). Its model is the mapped class named like its item schema without `Read`
-(`LeadRead` -> `Lead`). Orders are read from the `.order_by(...)` calls the handler reaches
-(`calls.py`); the columns of a `sort` parameter come from its enum in the OpenAPI.
+(`LeadRead` -> `Lead`). Orders are read from the `.order_by(...)` calls and `order_by=`
+arguments (a paging helper's) of the code the handler reaches (`calls.py`); the columns of a
+`sort` parameter come from its enum in the OpenAPI.
 """
 
 import ast
@@ -107,10 +108,13 @@ class ListChecker:
                 yield from self._check_index(model, (column.name,))
 
     def _check_order(self, route: Route) -> Iterator[Problem]:
-        """The list runs an ORDER BY, one of its ORDER BYs ends with the id, indexes match.
+        """The list states an ORDER BY, a stable one (ending with the id), and indexes match.
 
-        Only an ORDER BY whose last term is plainly a non-id column counts against it: a
-        helper that adds the id itself (`order_by(*terms, id_column)`) is trusted.
+        Each ORDER BY reached is stable (its last term is the id, or a term the checker
+        cannot read: a helper's `order_by(*terms, id_column)` is trusted), unstable (its last
+        term is plainly another column) or silent (its terms are not written there: a
+        forwarded `*order_by`, an `ordering(...)` call). Unstable ones are reported when no
+        stable one is reached.
         """
         orders = self.graph.order_bys(route.endpoint)
         if not orders:
@@ -121,26 +125,41 @@ class ListChecker:
                 "order the query by the sort column then the id, e.g. "
                 "`.order_by(Model.created_at.desc(), Model.id.desc())`",
             )
-        terms = [[self._order_column(arg, order) for arg in order.call.args] for order in orders]
-        unstable = [
-            (order, found[-1])
-            for order, found in zip(orders, terms, strict=True)
-            if found and found[-1] is not None and not _primary_key(*found[-1])
-        ]
-        if len(unstable) == len(orders):
-            for order, (model, attribute) in unstable:
+        kinds = [self._stability(order) for order in orders]
+        unstable = [order for order, kind in zip(orders, kinds, strict=True) if kind == "unstable"]
+        for order in unstable if "stable" not in kinds else []:
+            last = self._terms(order)[-1]
+            if last is not None:  # always so for an unstable order
+                model, attribute = last
                 yield Problem(
                     order.source.rel,
-                    order.call.func.end_lineno or order.call.lineno,
+                    order.line,
                     "list-order",
                     f"ORDER BY ends with {model.__name__}.{attribute}, not the id: "
                     "rows that tie move between pages",
                     f"end the order with {model.__name__}.id (same direction)",
                 )
-        for found in terms:
-            known = [term for term in found if term is not None]
-            if known and len(known) == len(found):
+        for order in orders:
+            known = [term for term in self._terms(order) if term is not None]
+            if known and len(known) == len(order.terms or ()):
                 yield from self._check_order_index(known)
+
+    def _stability(self, order: OrderBy) -> str:
+        """`stable`, `unstable` or `silent` (see `_check_order`)."""
+        if not order.terms or isinstance(order.terms[-1], ast.Constant | ast.Starred):
+            return "silent"  # not written here, or `order_by(None)` (clears the order)
+        last = self._terms(order)[-1]
+        if last is None or _primary_key(*last):
+            return "stable"
+        return "unstable"
+
+    def _terms(self, order: OrderBy) -> list[tuple[type, str] | None]:
+        """(model, attribute) of each term that is plainly a mapped column, else None."""
+        found: list[tuple[type, str] | None] = []
+        for term in order.terms or ():
+            column = order_column(term, order.namespace)
+            found.append(column if column and _column(*column) is not None else None)
+        return found
 
     def _check_order_index(self, terms: list[tuple[type, str]]) -> Iterator[Problem]:
         """An ORDER BY of plain columns is served by an index (the id may be implied)."""
@@ -180,11 +199,6 @@ class ListChecker:
             f'add Index("ix_{table.name}_{"_".join(wanted)}", {listed}) to __table_args__ '
             "(after the owner column if the list is scoped to one) and a migration",
         )
-
-    def _order_column(self, arg: ast.expr, order: OrderBy) -> tuple[type, str] | None:
-        """(model, attribute) of an ORDER BY term that is plainly a mapped column, else None."""
-        found = order_column(arg, order.namespace)
-        return found if found and _column(*found) is not None else None
 
     def _problem(self, route: Route, rule: str, message: str, fix: str) -> Problem:
         return Problem(route.file, route.line, rule, f"list {route.label}: {message}", fix)
