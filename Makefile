@@ -7,7 +7,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help run worker test lint format typecheck migrate create-admin docs api-check api-baseline bench clean
+.PHONY: help run worker test lint format typecheck conform migrate create-admin docs api-check api-baseline bench clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -29,7 +29,7 @@ run: $(RUN_STAMP) ## Migrate and serve on HOST:PORT (default 127.0.0.1:8000, SQL
 worker: $(RUN_STAMP) ## Run the SMS worker (sends queued texts; run several on PostgreSQL)
 	$(BIN)/python -m backend.app.worker
 
-test: $(DEV_STAMP) lint typecheck ## Lint, format check, types, then the whole suite
+test: $(DEV_STAMP) lint typecheck conform ## Lint, format check, types, conformance, then the whole suite
 	$(BIN)/pytest
 
 lint: $(DEV_STAMP) ## ruff lint and format check
@@ -40,8 +40,11 @@ format: $(DEV_STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: $(DEV_STAMP) ## mypy --strict over backend/
+typecheck: $(DEV_STAMP) ## mypy --strict over backend/ and tools/
 	$(BIN)/mypy
+
+conform: $(DEV_STAMP) ## Check the MUST list: file:line + fix per problem (JSON: CONFORM_ARGS=--json)
+	$(BIN)/python -m tools.conform $(CONFORM_ARGS)
 
 migrate: $(RUN_STAMP) ## Upgrade the database at DATABASE_URL to the latest revision
 	$(BIN)/python -m backend.app.cli migrate

@@ -76,7 +76,11 @@ class RedisFailureCounter:
         self.window = window_seconds
 
     async def blocked_for(self, keys: list[str]) -> int:
-        """Return seconds until every key may try again (0 when none is blocked)."""
+        """Return seconds until every key may try again (0 when none is blocked).
+
+        Raises:
+            ServiceUnavailableError: Redis did not answer.
+        """
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for key in keys:
@@ -92,7 +96,11 @@ class RedisFailureCounter:
         return max(waits)
 
     async def record_failure(self, keys: list[str]) -> None:
-        """Count one failure against each key."""
+        """Count one failure against each key.
+
+        Raises:
+            ServiceUnavailableError: Redis did not answer.
+        """
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
                 for key in keys:
