@@ -16,9 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from backend.app.core.config import BillingProvider, Settings, get_settings
 from backend.app.core.database import create_engine, create_session_factory, unit_of_work
 from backend.app.core.deps import get_current_user
-from backend.app.core.error_handlers import document_body_errors, register_error_handlers
+from backend.app.core.error_handlers import document_shared_errors, register_error_handlers
 from backend.app.core.errors import (
-    DatabaseUnavailableError,
     EmailTakenError,
     UnauthorizedError,
     error_responses,
@@ -152,7 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     register_error_handlers(app)
-    document_body_errors(app)  # 400, 413, 415 and 422 in OpenAPI wherever a body is read
+    document_shared_errors(app, api_prefix=API_PREFIX)  # body errors, database_unavailable
     app.add_middleware(UnhandledErrorMiddleware)  # innermost: its 500 still gets CORS headers
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
@@ -178,11 +177,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def build_api_router() -> APIRouter:
     """Return `/api/v1`: public routes first, then routes that need a bearer token.
 
-    Every operation here touches the database, so each documents 503 `database_unavailable`
-    (answered by `core/error_handlers.py`). A route that lists a 503 of its own replaces
-    this one (FastAPI merges by status): it lists `DatabaseUnavailableError` too.
+    Every operation here may answer 500, and 503 `database_unavailable` (documented for all
+    of them by `document_shared_errors`).
     """
-    api = APIRouter(prefix=API_PREFIX, responses=error_responses(500, DatabaseUnavailableError))
+    api = APIRouter(prefix=API_PREFIX, responses=error_responses(500))
     api.include_router(auth.router)
     api.include_router(webhooks_twilio.router)  # authenticated by X-Twilio-Signature
     api.include_router(webhooks_stripe.router)  # authenticated by Stripe-Signature

@@ -8,6 +8,7 @@ too, so every error looks the same. `document_body_errors(app)` documents the er
 request body can cause on every operation that reads one.
 """
 
+import json
 import logging
 import math
 from typing import Any
@@ -231,26 +232,65 @@ def _body_error_docs(*, form: bool) -> dict[str, dict[str, Any]]:
     return docs
 
 
-def document_body_errors(app: FastAPI) -> None:
-    """Document 400, 413, 415 and 422 on every operation that reads a request body.
+def document_shared_errors(app: FastAPI, *, api_prefix: str) -> None:
+    """Document the errors no route raises itself but any may answer, on every operation.
 
-    Any body can be unparseable (400: invalid UTF-8, a broken multipart form), too large
-    (413), of the wrong media type (415) or invalid (422), so routes need not list these and
-    a route added later has them too. A status a route documents itself (e.g. a 422 with its
-    own codes) is kept. Wraps `app.openapi`, FastAPI's hook for extending the schema.
+    - 400, 413, 415 and 422 wherever a request body is read: any body can be unparseable
+      (400: invalid UTF-8, a broken multipart form), too large (413), of the wrong media type
+      (415) or invalid (422). A status a route documents itself (e.g. a 422 with its own
+      codes) is kept.
+    - 422 in our error shape wherever parameters are read (instead of FastAPI's own).
+    - 503 `database_unavailable` on every operation under `api_prefix`, merged into a 503 the
+      route documents for its own reasons (FastAPI would otherwise let the route's replace it).
+
+    So routes list only their own errors, and a route added later has these too. Wraps
+    `app.openapi`, FastAPI's hook for extending the schema.
     """
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         schema = generate()
-        for path_item in schema.get("paths", {}).values():
+        for path, path_item in schema.get("paths", {}).items():
             for operation in path_item.values():
+                responses = {
+                    status: doc
+                    for status, doc in operation["responses"].items()
+                    if not _is_fastapi_default_422(status, doc)
+                }
                 content = operation.get("requestBody", {}).get("content", {})
-                if not content:
-                    continue
-                form = any(media in content for media in FORM_MEDIA_TYPES)
-                responses = {**_body_error_docs(form=form), **operation["responses"]}
+                if content:
+                    form = any(media in content for media in FORM_MEDIA_TYPES)
+                    responses = {**_body_error_docs(form=form), **responses}
+                elif operation.get("parameters") and "422" not in responses:
+                    responses["422"] = _body_error_docs(form=False)["422"]
+                if path.startswith(api_prefix):
+                    responses["503"] = _with_database_unavailable(responses.get("503"))
                 operation["responses"] = dict(sorted(responses.items()))
+        components = schema.get("components", {}).get("schemas", {})
+        if "/HTTPValidationError" not in json.dumps(schema.get("paths", {})):
+            components.pop("HTTPValidationError", None)  # never sent: our 422 replaces it
+            components.pop("ValidationError", None)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _is_fastapi_default_422(status: str, doc: dict[str, Any]) -> bool:
+    """Whether `doc` is FastAPI's own 422 (`HTTPValidationError`), which we never send."""
+    schema = doc.get("content", {}).get("application/json", {}).get("schema", {})
+    return status == "422" and schema.get("$ref", "").endswith("/HTTPValidationError")
+
+
+def _with_database_unavailable(doc: dict[str, Any] | None) -> dict[str, Any]:
+    """A 503's documentation, listing `database_unavailable` among its codes."""
+    [unavailable] = error_responses(DatabaseUnavailableError).values()
+    if doc is None:
+        return {"description": unavailable["description"], "content": _error_content(unavailable)}
+    if DatabaseUnavailableError.code in doc.get("description", ""):
+        return doc
+    return {**doc, "description": f"{doc['description']}  \n{unavailable['description']}"}
+
+
+def _error_content(doc: dict[str, Any]) -> dict[str, Any]:
+    example = doc["content"]["application/json"]["example"]
+    return {"application/json": {"schema": {"$ref": ERROR_SCHEMA_REF}, "example": example}}

@@ -10,6 +10,7 @@ from backend.app.core.errors import (
     InvalidCredentialsError,
     RateLimitedError,
     RegistrationClosedError,
+    ServiceUnavailableError,
     error_responses,
 )
 from backend.app.core.security import create_access_token
@@ -48,7 +49,7 @@ async def register(
 @router.post(
     "/token",
     response_model=Token,
-    responses=error_responses(InvalidCredentialsError, RateLimitedError, 422),
+    responses=error_responses(InvalidCredentialsError, RateLimitedError, ServiceUnavailableError),
 )
 async def login(
     request: Request,
@@ -67,6 +68,7 @@ async def login(
 
     Raises:
         RateLimitedError: too many recent failures for this email or client.
+        ServiceUnavailableError: the shared login limiter (Redis) is unreachable.
         InvalidCredentialsError: wrong email or password, or the account is deactivated.
     """
     client = request.client.host if request.client else "unknown"

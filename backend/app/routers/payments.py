@@ -8,7 +8,6 @@ from fastapi import APIRouter, Response, status
 from backend.app.core.deps import CheckoutProviderDep, CurrentUser, SessionDep
 from backend.app.core.errors import (
     CircuitOpenError,
-    DatabaseUnavailableError,
     NotFoundError,
     PaymentProviderError,
     PaymentRejectedError,
@@ -34,7 +33,6 @@ router = APIRouter(prefix="/leads/{lead_id}/payments", tags=["payments"])
             PaymentRejectedError,
             PaymentProviderError,
             CircuitOpenError,
-            DatabaseUnavailableError,
             413,
             415,
             422,
