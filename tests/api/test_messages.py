@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from backend.app.integrations.twilio import ConsoleSmsSender
-from backend.app.models import Message, SmsUsage
+from backend.app.models import Message, SmsOptOut, SmsUsage
 from backend.app.worker import SmsWorker
 from tests.conftest import client_for, make_settings, running_app
 from tests.factories import make_admin, make_lead, make_member
@@ -107,10 +107,8 @@ async def test_lead_without_phone_is_a_conflict(client):
 async def test_opted_out_lead_is_a_conflict(client, app):
     owner = await make_member(client)
     lead = await make_lead(client, owner, phone=PHONE)
-    async with app.state.session_factory.begin() as session:
-        from backend.app.models import Lead
-
-        (await session.get(Lead, lead["id"])).sms_opted_out = True
+    async with app.state.session_factory.begin() as session:  # its number replied STOP
+        session.add(SmsOptOut(phone=PHONE))
     response = await client.post(_url(lead), json={"body": "Hi"}, headers=owner.headers)
     assert response.status_code == 409
     assert response.json()["code"] == "lead_opted_out"

@@ -214,7 +214,11 @@ async def test_stripe_create_opens_a_session_for_the_payment(stripe_client, stri
     session = stripe_fake.sessions[payment["provider_payment_id"]]
     assert payment["checkout_url"] == session["url"]
     assert session["client_reference_id"] == str(payment["id"])
-    assert session["metadata"] == {"payment_id": str(payment["id"]), "lead_id": str(lead["id"])}
+    assert session["metadata"] == {
+        "payment_id": str(payment["id"]),
+        "subject_type": "leads",
+        "subject_id": str(lead["id"]),
+    }
     assert (session["amount_total"], session["currency"]) == (5000, "usd")
     [create] = stripe_fake.creates()
     assert re.fullmatch(rf"payment-{payment['id']}-\d+", create.headers["idempotency-key"])

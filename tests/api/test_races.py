@@ -41,7 +41,7 @@ async def test_deleting_a_lead_while_billing_it_answers_404_or_409(client, app):
         if pair == (409, 201):
             assert deleted.json()["code"] == "lead_has_payments"
         outcomes.add(pair)
-        payments = await _count(app, Payment, lead_id=lead["id"])
+        payments = await _count(app, Payment, subject_type="leads", subject_id=lead["id"])
         leads = await _count(app, Lead, id=lead["id"])
         assert (leads, payments) == ((1, 1) if billed.status_code == 201 else (0, 0))
 
@@ -60,7 +60,8 @@ async def test_deleting_a_lead_while_texting_it_answers_204_and_201_or_404(clien
         assert texted.status_code in {201, 404}, texted.text
         if texted.status_code == 404:
             assert texted.json()["code"] == "not_found"
-        assert await _count(app, Message, lead_id=lead["id"]) == 0  # gone with its lead
+        gone = await _count(app, Message, subject_type="leads", subject_id=lead["id"])
+        assert gone == 0  # gone with its lead
 
 
 async def test_two_sign_ups_with_one_email_make_one_user(client):

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from backend.app.integrations.twilio import ConsoleSmsSender
-from backend.app.models import Lead, Message
+from backend.app.models import Message
 from backend.app.worker import SmsWorker
 from tests.factories import make_lead, make_member
 from tests.fakes.twilio_fake import FakeTwilio
@@ -233,5 +233,5 @@ async def test_advanced_opt_out_type_is_honoured(client, app):
     lead = await make_lead(client, owner, phone=PHONE)
     params = {**_inbound("arret"), "OptOutType": "STOP"}
     assert (await _post(client, INBOUND_PATH, params)).status_code == 200
-    async with app.state.session_factory() as session:
-        assert (await session.get(Lead, lead["id"])).sms_opted_out is True
+    fresh = await client.get(f"/api/v1/leads/{lead['id']}", headers=owner.headers)
+    assert fresh.json()["sms_opted_out"] is True

@@ -25,7 +25,8 @@ from starlette.routing import Route
 
 LEAD_COLUMNS = (
     "leads.id, leads.owner_id, leads.name, leads.phone, leads.email, leads.status, "
-    "leads.source, leads.notes, leads.sms_opted_out, leads.created_at, leads.updated_at"
+    "leads.source, leads.notes, leads.created_at, leads.updated_at, "
+    "EXISTS (SELECT 1 FROM sms_opt_outs WHERE sms_opt_outs.phone = leads.phone) AS sms_opted_out"
 )
 USER_BY_ID = (
     "SELECT users.id, users.email, users.hashed_password, users.full_name, users.role, "
@@ -41,10 +42,11 @@ LIST_LEADS = (
     "ORDER BY leads.created_at DESC, leads.id DESC LIMIT $2::INTEGER OFFSET $3::INTEGER"
 )
 INSERT_LEAD = (
-    "INSERT INTO leads (owner_id, name, phone, email, status, source, notes, sms_opted_out, "
+    "INSERT INTO leads (owner_id, name, phone, email, status, source, notes, "
     "created_at, updated_at) VALUES ($1::BIGINT, $2::VARCHAR, $3::VARCHAR, $4::VARCHAR, $5, "
-    "$6::VARCHAR, $7::VARCHAR, $8::BOOLEAN, $9::TIMESTAMP WITH TIME ZONE, "
-    "$10::TIMESTAMP WITH TIME ZONE) RETURNING leads.id"
+    "$6::VARCHAR, $7::VARCHAR, $8::TIMESTAMP WITH TIME ZONE, "
+    "$9::TIMESTAMP WITH TIME ZONE) RETURNING leads.id, "
+    "EXISTS (SELECT 1 FROM sms_opt_outs WHERE sms_opt_outs.phone = leads.phone)"
 )
 UPDATABLE = ("name", "phone", "email", "status", "source", "notes")
 
@@ -104,14 +106,13 @@ async def create_lead(request: Request) -> Response:
             body.get("status", "new"),
             body.get("source"),
             body.get("notes"),
-            False,
             now,
             now,
         )
-        lead_id = await conn.fetchval(INSERT_LEAD, *values)
+        lead_id, opted_out = await conn.fetchrow(INSERT_LEAD, *values)
     names = ("owner_id", "name", "phone", "email", "status", "source", "notes")
     lead = dict(zip(names, values[: len(names)], strict=True))
-    lead.update(id=lead_id, sms_opted_out=False, created_at=now, updated_at=now)
+    lead.update(id=lead_id, sms_opted_out=opted_out, created_at=now, updated_at=now)
     return JSONResponse(
         _lead_json(lead),
         status_code=201,

@@ -36,19 +36,15 @@ TARGET_PER_SECOND = 500
 async def _queue(dsn: str, count: int) -> None:
     conn = await asyncpg.connect(dsn, timeout=10)
     try:
-        await conn.execute("TRUNCATE messages, leads, users RESTART IDENTITY CASCADE")
+        await conn.execute("TRUNCATE messages, users RESTART IDENTITY CASCADE")
         await conn.execute(
             "INSERT INTO users (email, hashed_password, role, is_active, created_at, updated_at)"
             " VALUES ('bench@example.com', 'x', 'member', true, now(), now())"
         )
         await conn.execute(
-            "INSERT INTO leads (owner_id, name, phone, status, sms_opted_out, created_at,"
-            " updated_at) VALUES (1, 'Bench', '+14155550100', 'new', false, now(), now())"
-        )
-        await conn.execute(
-            "INSERT INTO messages (lead_id, created_by_id, direction, status, body, phone,"
+            "INSERT INTO messages (created_by_id, direction, status, body, phone,"
             " due_at, attempts, created_at, updated_at)"
-            " SELECT 1, 1, 'outbound', 'queued', 'bench ' || n, '+14155550100', now(), 0,"
+            " SELECT 1, 'outbound', 'queued', 'bench ' || n, '+14155550100', now(), 0,"
             " now(), now() FROM generate_series(1, $1) AS n",
             count,
         )

@@ -18,21 +18,21 @@ OTHER_OWNERS = 99
 
 # Leads of one owner, created one second apart going back from now (newest = highest id).
 SEED_LEADS = """
-INSERT INTO leads (owner_id, name, phone, email, status, source, notes, sms_opted_out,
+INSERT INTO leads (owner_id, name, phone, email, status, source, notes,
                    created_at, updated_at)
 SELECT $1, 'Lead ' || i, '+1415555' || lpad((i % 10000)::text, 4, '0'),
        'lead' || i || '@example.com',
-       (ARRAY['new', 'contacted', 'qualified', 'won', 'lost'])[1 + i % 5], 'bench', NULL, false,
+       (ARRAY['new', 'contacted', 'qualified', 'won', 'lost'])[1 + i % 5], 'bench', NULL,
        now() - make_interval(secs => $2 - i), now() - make_interval(secs => $2 - i)
 FROM generate_series(1, $2) AS i
 """
 
 # Leads of the other owners, spread over the same hours as the member's so they interleave.
 SEED_OTHER_LEADS = """
-INSERT INTO leads (owner_id, name, phone, email, status, source, notes, sms_opted_out,
+INSERT INTO leads (owner_id, name, phone, email, status, source, notes,
                    created_at, updated_at)
 SELECT owners.ids[1 + i % array_length(owners.ids, 1)], 'Other ' || i, NULL,
-       'other' || i || '@example.com', 'new', 'bench', NULL, false,
+       'other' || i || '@example.com', 'new', 'bench', NULL,
        now() - make_interval(secs => random() * $2), now() - make_interval(secs => random() * $2)
 FROM generate_series(1, $1) AS i,
      (SELECT array_agg(id) AS ids FROM users WHERE email LIKE 'bench-other-%') AS owners

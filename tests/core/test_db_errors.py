@@ -1,9 +1,11 @@
 """The unit of work turns every kind of constraint violation into our error, on both backends."""
 
 import pytest
-from sqlalchemy import insert, text
+from sqlalchemy import Column, ForeignKey, Integer, MetaData, Table, text
+from sqlalchemy.exc import IntegrityError
 
-from backend.app.core.database import unit_of_work
+from backend.app.core.database import create_engine, unit_of_work
+from backend.app.core.db_errors import translate_integrity_error
 from backend.app.core.errors import (
     ConflictError,
     EmailTakenError,
@@ -11,8 +13,9 @@ from backend.app.core.errors import (
     LeadHasPaymentsError,
     NotFoundError,
 )
-from backend.app.models import Lead, Payment, User
+from backend.app.models import Base, Lead, User
 from backend.app.models.base import utcnow
+from tests.conftest import make_settings
 
 
 async def _user(app, email: str = "owner@example.com") -> int:
@@ -43,25 +46,34 @@ async def test_an_insert_referring_to_a_missing_row_is_not_found(client, app):
     assert caught.value.message == "The user it refers to was not found."
 
 
-async def test_deleting_a_row_still_referred_to_raises_the_declared_error(client, app):
-    owner = await _user(app)
-    lead_id = await _lead(app, owner)
-    async with unit_of_work(app.state.session_factory) as session:
-        now = utcnow()
-        await session.execute(
-            insert(Payment).values(
-                lead_id=lead_id,
-                created_by_id=owner,
-                amount=1,
-                currency="usd",
-                status="pending",
-                created_at=now,
-                updated_at=now,
-            )
-        )
-    with pytest.raises(LeadHasPaymentsError):
-        async with unit_of_work(app.state.session_factory) as session:
-            await session.execute(text("DELETE FROM leads WHERE id = :id"), {"id": lead_id})
+async def test_deleting_a_row_still_referred_to_raises_the_declared_error(
+    empty_database_url: str,
+) -> None:
+    metadata = MetaData(naming_convention=Base.metadata.naming_convention)
+    Table("parents", metadata, Column("id", Integer, primary_key=True))
+    Table(
+        "children",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column(
+            "parent_id",
+            ForeignKey(
+                "parents.id", ondelete="RESTRICT", info={"referenced": LeadHasPaymentsError}
+            ),
+        ),
+    )
+    engine = create_engine(make_settings(empty_database_url))
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+            await connection.execute(text("INSERT INTO parents (id) VALUES (1)"))
+            await connection.execute(text("INSERT INTO children (id, parent_id) VALUES (1, 1)"))
+        with pytest.raises(IntegrityError) as caught:
+            async with engine.begin() as connection:
+                await connection.execute(text("DELETE FROM parents WHERE id = 1"))
+    finally:
+        await engine.dispose()
+    assert isinstance(translate_integrity_error(caught.value, metadata), LeadHasPaymentsError)
 
 
 async def test_deleting_a_referred_row_without_a_declared_error_is_a_conflict(
@@ -87,8 +99,8 @@ async def test_a_null_in_a_not_null_column_is_a_validation_error(client, app):
         async with unit_of_work(app.state.session_factory) as session:
             await session.execute(
                 text(
-                    "INSERT INTO leads (owner_id, name, status, sms_opted_out, created_at, "
-                    "updated_at) VALUES (:owner, NULL, 'new', false, :now, :now)"
+                    "INSERT INTO leads (owner_id, name, status, created_at, updated_at) "
+                    "VALUES (:owner, NULL, 'new', :now, :now)"
                 ),
                 {"owner": owner, "now": utcnow()},
             )
@@ -103,8 +115,8 @@ async def test_a_check_violation_is_a_validation_error(client, app):
         async with unit_of_work(app.state.session_factory) as session:
             await session.execute(
                 text(
-                    "INSERT INTO leads (owner_id, name, status, sms_opted_out, created_at, "
-                    "updated_at) VALUES (:owner, 'Ada', 'nonsense', false, :now, :now)"
+                    "INSERT INTO leads (owner_id, name, status, created_at, updated_at) "
+                    "VALUES (:owner, 'Ada', 'nonsense', :now, :now)"
                 ),
                 {"owner": owner, "now": utcnow()},
             )

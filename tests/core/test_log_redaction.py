@@ -75,14 +75,13 @@ def lead_row(**fields: Any) -> dict[str, Any]:
         "name": NAME,
         "notes": NOTES,
         "status": "new",
-        "sms_opted_out": False,
         **fields,
     }
 
 
 def message_row(**fields: Any) -> dict[str, Any]:
     return {
-        "lead_id": MISSING_ID,
+        "created_by_id": MISSING_ID,
         "direction": "outbound",
         "status": "queued",
         "body": BODY,

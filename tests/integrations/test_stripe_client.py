@@ -47,7 +47,8 @@ async def _client(fake: FakeStripe, **overrides) -> AsyncIterator[StripeCheckout
 def _request(payment_id: int = 7, **overrides) -> CheckoutRequest:
     values = {
         "payment_id": payment_id,
-        "lead_id": 42,
+        "subject_type": "leads",
+        "subject_id": 42,
         "amount": 5000,
         "currency": "usd",
         "description": "Onboarding",
@@ -80,7 +81,7 @@ async def test_creates_a_checkout_session_with_our_parameters(stripe_fake):
         "success_url": "https://app.example.com/paid?session={CHECKOUT_SESSION_ID}",
         "cancel_url": "https://app.example.com/canceled",
         "client_reference_id": "7",
-        "metadata": {"payment_id": "7", "lead_id": "42"},
+        "metadata": {"payment_id": "7", "subject_type": "leads", "subject_id": "42"},
     }
     stored = stripe_fake.sessions[session.id]
     assert (stored["amount_total"], stored["currency"], stored["status"]) == (5000, "usd", "open")

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 from backend.app.core.database import create_engine, create_session_factory
-from backend.app.models import Lead, Message
+from backend.app.models import Message, SmsOptOut
 from backend.app.models.message import MessageDirection, MessageStatus
 from backend.app.worker import SmsWorker
 from tests.factories import make_lead, make_member
@@ -78,7 +78,8 @@ async def _insert_queued(app, owner, lead, count: int) -> list[int]:
     async with app.state.session_factory.begin() as session:
         rows = [
             Message(
-                lead_id=lead["id"],
+                subject_type="leads",
+                subject_id=lead["id"],
                 created_by_id=owner.id,
                 direction=MessageDirection.OUTBOUND,
                 status=MessageStatus.QUEUED,
@@ -266,14 +267,16 @@ async def test_opted_out_recipient_fails_at_once_and_marks_the_lead(
     assert fresh.json()["sms_opted_out"] is True
 
 
-async def test_lead_opted_out_after_queuing_is_not_texted(client, app, twilio_fake, database_url):
+async def test_a_number_opted_out_after_queuing_is_not_texted(
+    client, app, twilio_fake, database_url
+):
     owner, lead = await _setup(client)
     queued = await _queue(client, owner, lead, "Hello")
-    async with app.state.session_factory.begin() as session:
-        await session.execute(update(Lead).where(Lead.id == lead["id"]).values(sms_opted_out=True))
+    async with app.state.session_factory.begin() as session:  # STOP arrived meanwhile
+        session.add(SmsOptOut(phone=lead["phone"]))
     assert await _worker(app, twilio_settings(twilio_fake, database_url)).run_once() == 1
     row = await _row(app, queued["id"])
-    assert (row.status, row.error_code) == ("failed", "lead_opted_out")
+    assert (row.status, row.error_code) == ("failed", "recipient_opted_out")
     assert twilio_fake.requests == []
 
 

@@ -173,7 +173,11 @@ class ListChecker:
             yield from self._check_index(model, names)
 
     def _check_index(self, model: type, names: tuple[str, ...]) -> Iterator[Problem]:
-        """An index ends with `names` then the id, after at most one foreign-key column."""
+        """An index ends with `names` then the id, after the columns that scope the list.
+
+        Those are at most one foreign-key column (an owner, a parent), or the pair
+        `subject_type, subject_id` of rows about a record of any entity (texts, payments).
+        """
         if (model, names) in self._indexed:
             return
         self._indexed.add((model, names))
@@ -182,11 +186,7 @@ class ListChecker:
         for index in table.indexes:
             columns = [column.name for column in index.columns]
             lead = columns[: len(columns) - len(wanted)]
-            if (
-                columns[len(lead) :] == wanted
-                and len(lead) <= 1
-                and all(table.columns[name].foreign_keys for name in lead)
-            ):
+            if columns[len(lead) :] == wanted and _scopes_a_list(table, lead):
                 return
         file = inspect.getsourcefile(model) or "?"
         line = inspect.getsourcelines(model)[1]
@@ -218,3 +218,13 @@ def _primary_key(model: type, attribute: str) -> bool:
 def _column_name(model: type, attribute: str) -> str:
     column = _column(model, attribute)
     return column.name if column is not None else attribute
+
+
+SUBJECT_COLUMNS = ["subject_type", "subject_id"]
+
+
+def _scopes_a_list(table: Table, lead: list[str]) -> bool:
+    """Whether `lead`, the first columns of an index, are what a list is filtered on."""
+    if lead == SUBJECT_COLUMNS:
+        return True
+    return len(lead) <= 1 and all(table.columns[name].foreign_keys for name in lead)

@@ -13,7 +13,7 @@ RULES: dict[str, str] = {
     "list-bounds": "list endpoints take `limit` and `offset` with a minimum and a maximum",
     "list-sort": "each value of a list's `sort` parameter is a column of its model",
     "list-order": "a list's query is ordered, and its ORDER BY ends with the id",
-    "list-index": "an index ends with each sort key then the id (after at most one FK)",
+    "list-index": "an index ends with each sort key then the id (after one FK or the subject)",
     "bare-except": "no bare `except:`",
     "blind-except": "no `except Exception` that swallows, outside the last-resort middleware",
     "env-read": "no os.environ / os.getenv outside core/config.py",

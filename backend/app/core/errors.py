@@ -229,7 +229,14 @@ class LeadHasNoPhoneError(ConflictError):
     default_message = "This lead has no phone number to text."
 
 
-class LeadOptedOutError(ConflictError):
+class RecipientOptedOutError(ConflictError):
+    """A text was queued for a number that replied STOP."""
+
+    code = "recipient_opted_out"
+    default_message = "This number opted out of text messages (replied STOP)."
+
+
+class LeadOptedOutError(RecipientOptedOutError):
     """A text was queued for a lead who replied STOP."""
 
     code = "lead_opted_out"

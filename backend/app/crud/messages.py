@@ -1,35 +1,43 @@
-"""Data logic for messages: queue, list and cancel texts; apply Twilio's webhooks.
+"""Data logic of texts: queue, list and cancel them, about any record; apply Twilio's webhooks.
 
 Functions never commit: the request's unit of work does. Queuing a text only writes rows
-(the message is the outbox entry); the worker sends it (`crud/outbox.py`).
+(the message is the outbox entry); the worker sends it (`crud/outbox.py`). A text is about a
+record of any entity, or none (`core/subjects.py`); an entity wraps these functions with its
+own rules (see `crud/leads.py::text_lead`).
+
+Opt-outs are kept per phone number (`sms_opt_outs`), as the provider keeps them: a STOP from
+a number stops every text to it, whatever record it is about.
 """
 
-from datetime import timedelta
-from typing import Any
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, delete, func, inspect, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.core.errors import (
-    LeadHasNoPhoneError,
-    LeadOptedOutError,
     MessageNotCancelableError,
     NotFoundError,
+    RecipientOptedOutError,
     SmsQuotaExceededError,
 )
 from backend.app.core.pagination import paginate
-from backend.app.models.base import utcnow
-from backend.app.models.lead import Lead
+from backend.app.core.subjects import SubjectType, lock_subject, subject_of
+from backend.app.models.base import Base, utcnow
 from backend.app.models.message import (
     FINAL_STATUSES,
     Message,
     MessageDirection,
     MessageStatus,
 )
+from backend.app.models.sms_opt_out import SmsOptOut
 from backend.app.models.sms_usage import SmsUsage
 from backend.app.models.user import User
-from backend.app.schemas.common import PageParams
-from backend.app.schemas.message import MessageCreate, MessagePage
+from backend.app.schemas.common import Page, PageParams
+
+PageT = TypeVar("PageT", bound=Page[Any])
 
 QUOTA_WINDOW = timedelta(hours=24)
 
@@ -64,35 +72,52 @@ DELIVERY_ERRORS = {
 }
 
 
-async def create_message(
-    session: AsyncSession, *, lead: Lead, data: MessageCreate, user: User, daily_limit: int
+async def queue_text(
+    session: AsyncSession,
+    *,
+    to: str,
+    body: str,
+    send_at: datetime | None,
+    about: Base | None,
+    sender: User,
+    daily_limit: int,
 ) -> Message:
-    """Queue a text to `lead`: `scheduled` if `data.send_at` is set, else `queued`.
+    """Queue a text to `to` (E.164): `scheduled` for `send_at`, else `queued` now.
+
+    Args:
+        session: the request's unit of work; the worker sends after it commits.
+        to: the number to text.
+        body: the text.
+        send_at: when to send it (UTC, in the future), or None for now.
+        about: the record it is about, if any (it must still exist; see `lock_subject`).
+        sender: the user queuing it; it counts against their daily limit.
+        daily_limit: texts a user may queue in any 24 hours.
 
     Raises:
-        LeadHasNoPhoneError: the lead has no phone number.
-        LeadOptedOutError: the lead replied STOP.
-        SmsQuotaExceededError: `user` queued `daily_limit` texts in the last 24 hours.
+        RecipientOptedOutError: the number replied STOP.
+        SmsQuotaExceededError: `sender` queued `daily_limit` texts in the last 24 hours.
+        NotFoundError: `about` was deleted by a concurrent request.
     """
-    if not lead.phone:
-        raise LeadHasNoPhoneError(f"Lead {lead.id} has no phone number to text.")
-    if lead.sms_opted_out:
-        raise LeadOptedOutError(f"Lead {lead.id} opted out of text messages.")
-    await _take_quota(session, user=user, daily_limit=daily_limit)
-    now = utcnow()
+    if await is_opted_out(session, phone=to):
+        raise RecipientOptedOutError
+    await _take_quota(session, user=sender, daily_limit=daily_limit)
+    subject = subject_of(about) if about is not None else None
     message = Message(
-        lead_id=lead.id,
-        created_by_id=user.id,
+        subject_type=subject.type if subject else None,
+        subject_id=subject.id if subject else None,
+        created_by_id=sender.id,
         direction=MessageDirection.OUTBOUND,
-        status=MessageStatus.SCHEDULED if data.send_at else MessageStatus.QUEUED,
-        body=data.body,
-        phone=lead.phone,
-        send_at=data.send_at,
-        due_at=data.send_at or now,
+        status=MessageStatus.SCHEDULED if send_at else MessageStatus.QUEUED,
+        body=body,
+        phone=to,
+        send_at=send_at,
+        due_at=send_at or utcnow(),
         attempts=0,
     )
     session.add(message)
     await session.flush()
+    if subject is not None:
+        await lock_subject(session, subject)
     return message
 
 
@@ -123,36 +148,41 @@ async def _take_quota(session: AsyncSession, *, user: User, daily_limit: int) ->
     session.add(SmsUsage(user_id=user.id, created_at=now))
 
 
-async def list_messages(session: AsyncSession, *, lead: Lead, page: PageParams) -> MessagePage:
-    """Return one page of `lead`'s messages, newest first, and how many there are."""
-    query = select(Message).where(Message.lead_id == lead.id)
+def _about(record: Base) -> list[ColumnElement[bool]]:
+    subject = subject_of(record)
+    return [Message.subject_type == subject.type, Message.subject_id == subject.id]
+
+
+async def list_texts(
+    session: AsyncSession, *, about: Base, page: PageParams, schema: type[PageT]
+) -> PageT:
+    """Return one page of the texts about a record, both directions, newest first."""
+    query = select(Message).where(*_about(about))
     order: list[ColumnElement[Any]] = [Message.created_at.desc(), Message.id.desc()]
-    return await paginate(session, query, page=page, order_by=order, schema=MessagePage)
+    return await paginate(session, query, page=page, order_by=order, schema=schema)
 
 
-async def get_message_for_update(session: AsyncSession, *, lead: Lead, message_id: int) -> Message:
-    """Return message `message_id` of `lead`, locked (PostgreSQL) until the request ends.
+async def get_text_for_update(session: AsyncSession, *, about: Base, message_id: int) -> Message:
+    """Return text `message_id` about a record, locked (PostgreSQL) until the request ends.
 
     Raises:
-        NotFoundError: no such message on this lead.
+        NotFoundError: no such text about this record.
     """
     message = await session.scalar(
-        select(Message)
-        .where(Message.id == message_id, Message.lead_id == lead.id)
-        .with_for_update()
+        select(Message).where(Message.id == message_id, *_about(about)).with_for_update()
     )
     if message is None:
         raise NotFoundError(f"Message {message_id} was not found.")
     return message
 
 
-async def cancel_message(session: AsyncSession, *, message: Message) -> Message:
-    """Cancel a `scheduled` message; it stays, as `canceled`.
+async def cancel_text(session: AsyncSession, *, message: Message) -> Message:
+    """Cancel a `scheduled` text; it stays, as `canceled`.
 
-    The row is locked by `get_message_for_update`, so a worker cannot claim it meanwhile.
+    The row is locked by `get_text_for_update`, so a worker cannot claim it meanwhile.
 
     Raises:
-        MessageNotCancelableError: the message is not `scheduled`.
+        MessageNotCancelableError: the text is not `scheduled`.
     """
     if message.status is not MessageStatus.SCHEDULED:
         raise MessageNotCancelableError(
@@ -162,6 +192,14 @@ async def cancel_message(session: AsyncSession, *, message: Message) -> Message:
     message.due_at = None
     await session.flush()
     return message
+
+
+async def delete_texts_about(session: AsyncSession, *, about: Base) -> None:
+    """Delete every text about a record (its entity's delete calls it); pending ones never go.
+
+    A worker holding one of them in flight finds its claim gone and forgets it.
+    """
+    await session.execute(delete(Message).where(*_about(about)))
 
 
 async def apply_status_callback(
@@ -228,36 +266,61 @@ async def record_inbound(
     from_phone: str,
     body: str,
     opt_keyword: str | None,
+    subject_types: Iterable[SubjectType],
 ) -> list[Message]:
-    """Store an inbound text on every lead with the sender's phone; apply STOP/START.
+    """Apply STOP/START to the sender's number; store the text on every record with it.
 
-    A redelivered webhook (same MessageSid) changes nothing. STOP sets `sms_opted_out` on
-    those leads, START clears it; the opt-out concerns the number, so it applies to each.
+    The text is stored once for each record of each entity in `subject_types` whose phone is
+    `from_phone` (none if no record has it). A redelivered webhook (same MessageSid) stores
+    nothing twice.
     """
-    leads = list(
-        await session.scalars(select(Lead).where(Lead.phone == from_phone).with_for_update())
-    )
+    if opt_keyword == "STOP":
+        await opt_out(session, phone=from_phone)
+    elif opt_keyword == "START":
+        await session.execute(delete(SmsOptOut).where(SmsOptOut.phone == from_phone))
     stored: list[Message] = []
-    for lead in leads:
-        seen = await session.scalar(
-            select(Message.id).where(
-                Message.provider_message_id == provider_message_id, Message.lead_id == lead.id
-            )
-        )
-        if seen is not None:
+    for subject_type in subject_types:
+        if subject_type.phone is None:
             continue
-        message = Message(
-            lead_id=lead.id,
-            direction=MessageDirection.INBOUND,
-            status=MessageStatus.RECEIVED,
-            body=body,
-            phone=from_phone,
-            provider_message_id=provider_message_id,
-            attempts=0,
-        )
-        session.add(message)
-        stored.append(message)
-        if opt_keyword in {"STOP", "START"}:
-            lead.sms_opted_out = opt_keyword == "STOP"
+        key = inspect(subject_type.model).primary_key[0]
+        ids = await session.scalars(select(key).where(subject_type.phone == from_phone))
+        for record_id in ids:
+            seen = await session.scalar(
+                select(Message.id).where(
+                    Message.provider_message_id == provider_message_id,
+                    Message.subject_type == subject_type.name,
+                    Message.subject_id == record_id,
+                )
+            )
+            if seen is None:
+                stored.append(
+                    Message(
+                        subject_type=subject_type.name,
+                        subject_id=record_id,
+                        direction=MessageDirection.INBOUND,
+                        status=MessageStatus.RECEIVED,
+                        body=body,
+                        phone=from_phone,
+                        provider_message_id=provider_message_id,
+                        attempts=0,
+                    )
+                )
+    session.add_all(stored)
     await session.flush()
     return stored
+
+
+async def is_opted_out(session: AsyncSession, *, phone: str) -> bool:
+    """Whether `phone` replied STOP (and not START since)."""
+    found = await session.scalar(select(SmsOptOut.phone).where(SmsOptOut.phone == phone))
+    return found is not None
+
+
+async def opt_out(session: AsyncSession, *, phone: str) -> None:
+    """Record that `phone` opted out (a STOP, or the provider's 21610); a repeat is a no-op."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    await session.execute(
+        dialect.insert(SmsOptOut)
+        .values(phone=phone, opted_out_at=utcnow())
+        .on_conflict_do_nothing()
+    )

@@ -4,19 +4,23 @@ A claim picks due rows with `FOR UPDATE SKIP LOCKED` (PostgreSQL) and moves them
 `sending` with an UPDATE that checks again that each is still due (SQLite has no row locks,
 but runs one writer at a time, so that UPDATE alone keeps two claims apart there). Every
 later write names the claim's token, so a worker whose lease was taken over cannot
-overwrite the new owner's work, and a row deleted meanwhile (its lead was deleted) is simply
+overwrite the new owner's work, and a row deleted meanwhile (with its record) is simply
 not found.
+
+The worker knows nothing of the records texts are about: a text goes to its number, and a
+number that opted out (`sms_opt_outs`) is not texted, whatever record it is about.
 """
 
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import Table, bindparam, case, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.app.models.lead import Lead
+from backend.app.crud.messages import opt_out
 from backend.app.models.message import PENDING_STATUSES, Message, MessageStatus
+from backend.app.models.sms_opt_out import SmsOptOut
 from backend.app.models.sms_usage import SmsUsage
 
 logger = logging.getLogger("app.worker")
@@ -27,14 +31,14 @@ class ClaimedMessage:
     """A message a worker now owns until `lease_expires_at`."""
 
     id: int
-    lead_id: int
     phone: str
     body: str
     attempts: int
     claim_token: str
     # Set when an earlier try may have reached the provider: look it up before sending.
     outcome_unknown_since: datetime | None
-    lead_opted_out: bool
+    recipient_opted_out: bool
+    trace_context: str | None
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class SendOutcome:
     """
 
     message_id: int
-    lead_id: int
+    phone: str
     claim_token: str
     status: MessageStatus
     provider_message_id: str | None = None
@@ -54,7 +58,7 @@ class SendOutcome:
     error_message: str | None = None
     retry_at: datetime | None = None
     outcome_unknown_since: datetime | None = None
-    opt_out_lead: bool = False
+    opt_out_recipient: bool = False  # the provider says the number opted out (21610)
 
 
 async def claim_due(
@@ -106,30 +110,30 @@ async def claim_due(
     )
     if not claimed_ids:
         return []
+    opted_out = exists().where(SmsOptOut.phone == Message.phone).label("opted_out")
     rows = await session.execute(
         select(
             Message.id,
-            Message.lead_id,
             Message.phone,
             Message.body,
             Message.attempts,
             Message.outcome_unknown_since,
-            Lead.sms_opted_out,
+            Message.trace_context,
+            opted_out,
         )
-        .join(Lead, Lead.id == Message.lead_id)
         .where(Message.id.in_(claimed_ids))
         .order_by(Message.id)
     )
     return [
         ClaimedMessage(
             id=row.id,
-            lead_id=row.lead_id,
             phone=row.phone,
             body=row.body,
             attempts=row.attempts,
             claim_token=token,
             outcome_unknown_since=row.outcome_unknown_since,
-            lead_opted_out=row.sms_opted_out,
+            recipient_opted_out=row.opted_out,
+            trace_context=row.trace_context,
         )
         for row in rows
     ]
@@ -149,18 +153,14 @@ async def record_outcomes(
     """Write each outcome to its message if the claim still holds; return how many did.
 
     Plain successes (the bulk) go in one batched UPDATE; the rest row by row. A message
-    whose claim no longer holds was deleted with its lead, or its lease expired and another
+    whose claim no longer holds was deleted with its record, or its lease expired and another
     worker took it over (that worker looks the text up before sending again).
     """
     plain = [o for o in outcomes if _is_plain_success(o)]
     written = await _record_plain_successes(session, outcomes=plain, now=now)
     for outcome in outcomes:
-        if outcome.opt_out_lead:
-            await session.execute(
-                update(Lead)
-                .where(Lead.id == outcome.lead_id)
-                .values(sms_opted_out=True, updated_at=now)
-            )
+        if outcome.opt_out_recipient:
+            await opt_out(session, phone=outcome.phone)
         if _is_plain_success(outcome) and outcome.message_id in written:
             continue
         if await _record_one(session, outcome=outcome, now=now):

@@ -5,6 +5,7 @@ from backend.app.models.idempotency_key import IdempotencyKey
 from backend.app.models.lead import Lead, LeadStatus
 from backend.app.models.message import Message, MessageDirection, MessageStatus
 from backend.app.models.payment import Payment, PaymentStatus
+from backend.app.models.sms_opt_out import SmsOptOut
 from backend.app.models.sms_usage import SmsUsage
 from backend.app.models.stripe_event import StripeEvent
 from backend.app.models.user import User, UserRole
@@ -19,6 +20,7 @@ __all__ = [
     "MessageStatus",
     "Payment",
     "PaymentStatus",
+    "SmsOptOut",
     "SmsUsage",
     "StripeEvent",
     "User",

@@ -2,10 +2,11 @@
 
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ForeignKey, Index, String, Text, exists
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from backend.app.models.base import Base, BigIntId, TimestampMixin, enum_column
+from backend.app.models.sms_opt_out import SmsOptOut
 
 
 class LeadStatus(StrEnum):
@@ -42,4 +43,7 @@ class Lead(TimestampMixin, Base):
     status: Mapped[LeadStatus] = mapped_column(enum_column(LeadStatus), default=LeadStatus.NEW)
     source: Mapped[str | None] = mapped_column(String(100))
     notes: Mapped[str | None] = mapped_column(Text)
-    sms_opted_out: Mapped[bool] = mapped_column(default=False)
+    # Whether the lead's number replied STOP (kept per number in sms_opt_outs, not here).
+    sms_opted_out: Mapped[bool] = column_property(
+        exists().where(SmsOptOut.phone == phone), expire_on_flush=False
+    )

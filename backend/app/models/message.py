@@ -1,14 +1,17 @@
-"""The `messages` table: SMS follow-ups to a lead (outbound) and their replies (inbound).
+"""The `messages` table: texts we send (outbound) and receive (inbound), about any record.
 
-An outbound row is also the outbox entry the worker sends from: `due_at`, `attempts`,
-`lease_expires_at`, `claim_token` and `outcome_unknown_since` are its bookkeeping and never
-leave the server. See `backend/app/worker/sms_worker.py` for the rules.
+A text goes to a phone number; `subject_type` (the table name, e.g. `leads`) and
+`subject_id` say which record it is about, if any, so any entity can be texted without a
+column of its own here (see `crud/messages.py`). An outbound row is also the outbox entry
+the worker sends from: `due_at`, `attempts`, `lease_expires_at`, `claim_token`,
+`outcome_unknown_since` and `trace_context` are its bookkeeping and never leave the server.
+See `backend/app/worker/sms_worker.py` for the rules.
 """
 
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.app.models.base import Base, BigIntId, TimestampMixin, enum_column
@@ -52,22 +55,38 @@ FINAL_STATUSES = frozenset(
 
 
 class Message(TimestampMixin, Base):
-    """One SMS to or from a lead. Deleted with its lead (ON DELETE CASCADE)."""
+    """One SMS to or from a phone number, about a record (`subject_*`) or none.
+
+    Deleted with its record (`crud.messages.delete_texts_about`, called by the entity's
+    delete); an inbound text is stored once for each record with the sender's number.
+    """
 
     __tablename__ = "messages"
     __table_args__ = (
-        Index("ix_messages_lead_id_created_at_id", "lead_id", "created_at", "id"),
+        Index(
+            "ix_messages_subject_type_subject_id_created_at_id",
+            "subject_type",
+            "subject_id",
+            "created_at",
+            "id",
+        ),
         Index("ix_messages_status_due_at", "status", "due_at"),
-        UniqueConstraint("provider_message_id", "lead_id"),
+        UniqueConstraint(
+            "provider_message_id",
+            "subject_type",
+            "subject_id",
+            name="uq_messages_provider_message_id_subject",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
-    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    subject_type: Mapped[str | None] = mapped_column(String(50))
+    subject_id: Mapped[int | None] = mapped_column(BigInteger)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     direction: Mapped[MessageDirection] = mapped_column(enum_column(MessageDirection))
     status: Mapped[MessageStatus] = mapped_column(enum_column(MessageStatus))
     body: Mapped[str] = mapped_column(Text)
-    # The lead's number the text goes to (outbound) or came from (inbound), in E.164.
+    # The number the text goes to (outbound) or came from (inbound), in E.164.
     phone: Mapped[str] = mapped_column(String(20))
     send_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
@@ -80,3 +99,5 @@ class Message(TimestampMixin, Base):
     lease_expires_at: Mapped[datetime | None]
     claim_token: Mapped[str | None] = mapped_column(String(32))
     outcome_unknown_since: Mapped[datetime | None]
+    # W3C traceparent of the request that queued it, so the worker's send joins its trace.
+    trace_context: Mapped[str | None] = mapped_column(String(64))

@@ -1,11 +1,10 @@
-"""The `payments` table: a charge billed to a lead through a hosted checkout page."""
+"""The `payments` table: a charge for a record of any entity, paid on a hosted checkout page."""
 
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.app.core.errors import LeadHasPaymentsError
 from backend.app.models.base import Base, BigIntId, TimestampMixin, enum_column
 
 
@@ -22,7 +21,10 @@ class PaymentStatus(StrEnum):
 
 
 class Payment(TimestampMixin, Base):
-    """One charge to a lead. A lead with payments cannot be deleted (ON DELETE RESTRICT).
+    """One charge for a record (`subject_type` is its table, `subject_id` its id).
+
+    A record with payments keeps them: its entity's delete refuses while any exist
+    (`crud.payments.has_payments_about`).
 
     `provider_payment_id` is the checkout session's id (`cs_...`); `checkout_url` its page.
     Both are set in the same transaction that inserts the row, so neither is ever missing
@@ -31,14 +33,19 @@ class Payment(TimestampMixin, Base):
 
     __tablename__ = "payments"
     __table_args__ = (
-        Index("ix_payments_lead_id_created_at_id", "lead_id", "created_at", "id"),
+        Index(
+            "ix_payments_subject_type_subject_id_created_at_id",
+            "subject_type",
+            "subject_id",
+            "created_at",
+            "id",
+        ),
         UniqueConstraint("provider_payment_id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
-    lead_id: Mapped[int] = mapped_column(
-        ForeignKey("leads.id", ondelete="RESTRICT", info={"referenced": LeadHasPaymentsError})
-    )
+    subject_type: Mapped[str] = mapped_column(String(50))
+    subject_id: Mapped[int] = mapped_column(BigInteger)
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     amount: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))

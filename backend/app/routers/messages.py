@@ -14,10 +14,12 @@ from backend.app.core.errors import (
     LeadOptedOutError,
     MessageNotCancelableError,
     NotFoundError,
+    RecipientOptedOutError,
     SmsQuotaExceededError,
     error_responses,
 )
 from backend.app.core.idempotency import IDEMPOTENCY_ERRORS, Idempotency, replayable
+from backend.app.crud import leads as crud_leads
 from backend.app.crud import messages as crud_messages
 from backend.app.routers.leads import VisibleLead
 from backend.app.schemas.common import PageDep
@@ -38,6 +40,7 @@ MessageId = Annotated[int, Path(ge=1, le=MAX_ID, description="The message's id."
             NotFoundError,
             LeadHasNoPhoneError,
             LeadOptedOutError,
+            RecipientOptedOutError,
             *IDEMPOTENCY_ERRORS,
             SmsQuotaExceededError,
             413,
@@ -65,14 +68,15 @@ async def create_message(
         NotFoundError: no such lead, or another member's.
         LeadHasNoPhoneError: the lead has no phone number.
         LeadOptedOutError: the lead replied STOP.
+        RecipientOptedOutError: the number replied STOP while the text was being queued.
         SmsQuotaExceededError: the daily limit is reached (429, with Retry-After).
         IdempotencyKeyReusedError: the key was used for another request.
         IdempotencyKeyInUseError: the key's first request is still running.
     """
 
     async def create() -> MessageRead:
-        message = await crud_messages.create_message(
-            session, lead=lead, data=body, user=user, daily_limit=settings.sms_daily_limit
+        message = await crud_leads.text_lead(
+            session, lead=lead, data=body, sender=user, daily_limit=settings.sms_daily_limit
         )
         return MessageRead.model_validate(message)
 
@@ -86,7 +90,7 @@ async def list_messages(lead: VisibleLead, session: SessionDep, page: PageDep) -
     Raises:
         NotFoundError: no such lead, or another member's.
     """
-    return await crud_messages.list_messages(session, lead=lead, page=page)
+    return await crud_messages.list_texts(session, about=lead, page=page, schema=MessagePage)
 
 
 @router.delete(
@@ -101,5 +105,5 @@ async def cancel_message(lead: VisibleLead, message_id: MessageId, session: Sess
         NotFoundError: no such lead or message.
         MessageNotCancelableError: the message is not `scheduled` (already sent, etc.).
     """
-    message = await crud_messages.get_message_for_update(session, lead=lead, message_id=message_id)
-    await crud_messages.cancel_message(session, message=message)
+    message = await crud_messages.get_text_for_update(session, about=lead, message_id=message_id)
+    await crud_messages.cancel_text(session, message=message)

@@ -14,6 +14,7 @@ from backend.app.core.errors import (
     error_responses,
 )
 from backend.app.core.idempotency import IDEMPOTENCY_ERRORS, Idempotency, replayable
+from backend.app.crud import leads as crud_leads
 from backend.app.crud import payments as crud_payments
 from backend.app.routers.leads import VisibleLead
 from backend.app.schemas.common import PageDep
@@ -64,7 +65,7 @@ async def create_payment(
     """
 
     async def create() -> PaymentRead:
-        payment = await crud_payments.create_payment(
+        payment = await crud_leads.bill_lead(
             session, lead=lead, data=body, creator=user, checkout=checkout
         )
         return PaymentRead.model_validate(payment)
@@ -79,4 +80,4 @@ async def list_payments(lead: VisibleLead, session: SessionDep, page: PageDep) -
     Raises:
         NotFoundError: no such lead, or another member's.
     """
-    return await crud_payments.list_payments(session, lead=lead, page=page)
+    return await crud_payments.list_payments(session, about=lead, page=page, schema=PaymentPage)

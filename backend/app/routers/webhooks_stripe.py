@@ -17,6 +17,7 @@ from backend.app.core.errors import (
     error_responses,
 )
 from backend.app.crud import payments as crud_payments
+from backend.app.crud.subject_types import SUBJECT_TYPES
 from backend.app.integrations.stripe import verify_webhook
 from backend.app.schemas.payment import WebhookAck
 
@@ -53,7 +54,9 @@ async def stripe_webhook(
     event = verify_webhook(
         payload, stripe_signature, settings.stripe_webhook_secret.get_secret_value()
     )
-    payment = await crud_payments.apply_checkout_event(session, event=event)
+    payment = await crud_payments.apply_checkout_event(
+        session, event=event, subject_types=SUBJECT_TYPES
+    )
     logger.info(
         "stripe event",
         extra={

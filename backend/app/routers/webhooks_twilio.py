@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
 from backend.app.core.deps import SessionDep, SettingsDep
 from backend.app.core.errors import InvalidWebhookSignatureError, error_responses
 from backend.app.crud import messages as crud_messages
+from backend.app.crud.subject_types import SUBJECT_TYPES
 from backend.app.integrations.twilio import is_valid_signature, opt_keyword
 from backend.app.schemas.fields import MAX_ID
 from backend.app.schemas.webhooks_twilio import TwilioInboundMessage, TwilioStatusCallback
@@ -86,9 +87,9 @@ async def twilio_inbound_message(
 ) -> Response:
     """Receive a text from a lead; answer empty TwiML (no automatic reply).
 
-    The text is stored as an `inbound` message on each lead with that phone. STOP, STOPALL,
-    UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE or OPTOUT (the whole text, any case) marks them
-    opted out; START, YES or UNSTOP lifts it.
+    The text is stored as an `inbound` message on each record with that phone (each lead).
+    STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE or OPTOUT (the whole text, any case)
+    opts the number out of every text; START, YES or UNSTOP lifts it.
     """
     await crud_messages.record_inbound(
         session,
@@ -96,5 +97,6 @@ async def twilio_inbound_message(
         from_phone=form.From,
         body=form.Body,
         opt_keyword=opt_keyword(form.Body, form.OptOutType),
+        subject_types=SUBJECT_TYPES.values(),
     )
     return Response(content=EMPTY_TWIML, media_type="application/xml")

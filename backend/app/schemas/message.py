@@ -69,7 +69,7 @@ class MessageRead(OutputModel):
     model_config = ConfigDict(json_schema_extra={"examples": [_MESSAGE_EXAMPLE]})
 
     id: int
-    lead_id: int
+    lead_id: int = Field(validation_alias="subject_id", description="The lead texted.")
     direction: MessageDirection
     body: str
     status: MessageStatus

@@ -53,7 +53,7 @@ class PaymentRead(OutputModel):
     model_config = ConfigDict(json_schema_extra={"examples": [_PAYMENT_READ_EXAMPLE]})
 
     id: int
-    lead_id: int
+    lead_id: int = Field(validation_alias="subject_id", description="The lead billed.")
     amount: int
     currency: str
     description: str | None

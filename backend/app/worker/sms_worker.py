@@ -18,9 +18,11 @@ Rules:
 - Transient failures (429, connection refused, the unknown outcomes above) are retried with
   backoff, min(SMS_RETRY_MAX_SECONDS, SMS_RETRY_BASE_SECONDS * 2^(n-1)) with jitter and at
   least Retry-After, up to SMS_MAX_ATTEMPTS tries; then `failed` with the provider's code.
-- Permanent refusals are `failed` at once; 21610 (recipient opted out) also sets the lead's
-  `sms_opted_out`. A lead that opted out after queuing is `failed` with `lead_opted_out`.
-- A message deleted while in flight (its lead was deleted) is logged and forgotten.
+- Permanent refusals are `failed` at once; 21610 (recipient opted out) also records the
+  number's opt-out. A text whose number opted out after queuing is `failed` with
+  `recipient_opted_out`, unsent.
+- A message deleted while in flight (the record it was about was deleted) is logged and
+  forgotten. The worker knows nothing of leads or any other entity: a text goes to a number.
 """
 
 import asyncio
@@ -110,8 +112,10 @@ class SmsWorker:
 
     async def _process(self, claim: ClaimedMessage) -> SendOutcome:
         """Send one claimed message (after a lookup if an earlier try may have gone out)."""
-        if claim.lead_opted_out:
-            return _failed(claim, "lead_opted_out", "The lead opted out before the text was sent.")
+        if claim.recipient_opted_out:
+            return _failed(
+                claim, "recipient_opted_out", "The number opted out before the text was sent."
+            )
         try:
             async with asyncio.timeout(2 * self._settings.sms_send_budget_seconds):
                 if claim.outcome_unknown_since is not None:
@@ -124,7 +128,7 @@ class SmsWorker:
                     status_callback=f"{self._callback_base}?message_id={claim.id}",
                 )
         except SmsRecipientOptedOutError as exc:
-            return _failed(claim, str(exc.provider_code), exc.message, opt_out_lead=True)
+            return _failed(claim, str(exc.provider_code), exc.message, opt_out_recipient=True)
         except SmsProviderUnavailableError as exc:
             return self._retry_or_fail(claim, exc, unknown=False, retry_after=exc.retry_after)
         except SmsOutcomeUnknownError as exc:
@@ -136,7 +140,7 @@ class SmsWorker:
             return self._retry_or_fail(claim, SmsOutcomeUnknownError(), unknown=True)
         return SendOutcome(
             message_id=claim.id,
-            lead_id=claim.lead_id,
+            phone=claim.phone,
             claim_token=claim.claim_token,
             status=MessageStatus.SENT,
             provider_message_id=sent.sid,
@@ -182,7 +186,7 @@ class SmsWorker:
         delay = max(ceiling / 2 + random.uniform(0, ceiling / 2), retry_after or 0.0)  # noqa: S311
         return SendOutcome(
             message_id=claim.id,
-            lead_id=claim.lead_id,
+            phone=claim.phone,
             claim_token=claim.claim_token,
             status=MessageStatus.QUEUED,
             error_code=code,
@@ -212,18 +216,18 @@ def _failed(
     code: str,
     message: str,
     *,
-    opt_out_lead: bool = False,
+    opt_out_recipient: bool = False,
     unknown_since: datetime | None = None,
 ) -> SendOutcome:
     return SendOutcome(
         message_id=claim.id,
-        lead_id=claim.lead_id,
+        phone=claim.phone,
         claim_token=claim.claim_token,
         status=MessageStatus.FAILED,
         error_code=code,
         error_message=message[:500],
         outcome_unknown_since=unknown_since,
-        opt_out_lead=opt_out_lead,
+        opt_out_recipient=opt_out_recipient,
     )
 
 
@@ -232,7 +236,7 @@ def _adopted(claim: ClaimedMessage, found: ProviderMessage) -> SendOutcome:
     failed = status in (MessageStatus.FAILED, MessageStatus.UNDELIVERED)
     return SendOutcome(
         message_id=claim.id,
-        lead_id=claim.lead_id,
+        phone=claim.phone,
         claim_token=claim.claim_token,
         status=status,
         provider_message_id=found.sid,

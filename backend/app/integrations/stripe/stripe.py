@@ -58,10 +58,16 @@ FAKE_CHECKOUT_PATH = "/dev/checkout"
 
 @dataclass(frozen=True)
 class CheckoutRequest:
-    """What to charge, for which payment. `idempotency_key` must be stable per payment."""
+    """What to charge, for which payment about which record.
+
+    `idempotency_key` must be stable per payment. The record (`subject_type` is its table,
+    `subject_id` its id) travels in the session's metadata, for people reading Stripe's
+    dashboard; events find the payment through `client_reference_id`.
+    """
 
     payment_id: int
-    lead_id: int
+    subject_type: str
+    subject_id: int
     amount: int  # minor units
     currency: str  # lower-case ISO 4217
     description: str | None
@@ -205,7 +211,8 @@ class StripeCheckout:
                 "client_reference_id": str(request.payment_id),
                 "metadata": {
                     "payment_id": str(request.payment_id),
-                    "lead_id": str(request.lead_id),
+                    "subject_type": request.subject_type,
+                    "subject_id": str(request.subject_id),
                 },
             },
             {"idempotency_key": request.idempotency_key},
