@@ -43,3 +43,5 @@ class Lead(TimestampMixin, Base):
     source: Mapped[str | None] = mapped_column(String(100))
     notes: Mapped[str | None] = mapped_column(Text)
     sms_opted_out: Mapped[bool] = mapped_column(default=False)
+    # The lead's Patient in the EHR, once converted (`crud/lead_ehr.py`); a FHIR id.
+    ehr_patient_id: Mapped[str | None] = mapped_column(String(64))
