@@ -40,6 +40,7 @@ from backend.app.routers import (
     dev_checkout,
     docs,
     health,
+    lead_ehr,
     leads,
     messages,
     payments,
@@ -54,7 +55,8 @@ logger = logging.getLogger("app")
 API_PREFIX = "/api/v1"
 STATIC_DIR = Path(__file__).parent / "static"
 API_DESCRIPTION = """
-A lead tracker: log prospects, update their status, send them SMS follow-ups, bill them.
+A lead tracker: log prospects, update their status, send them SMS follow-ups, bill them,
+and make the won ones patients in the clinic's EHR.
 
 Authenticate with `POST /api/v1/auth/token` (OAuth2 password flow; the **Authorize** button
 does it for you), then send `Authorization: Bearer <token>`. Every error has the body
@@ -67,6 +69,10 @@ when the payment provider reports back, and a lead whose first payment is paid m
 retry safely: the same request again replays the first answer (`Idempotent-Replayed: true`);
 the key with another body is 409 `idempotency_key_reused`; while the first still runs, 409
 `idempotency_key_in_use`.
+
+**EHR.** `POST /api/v1/leads/{id}/ehr-patient` makes a `won` lead a FHIR Patient in the EHR
+and links it (201; 200 once linked, never a second patient); `GET` the same path reads the
+patient from the EHR. The EHR failing or down is 502/503 and stores nothing: retry.
 """
 
 
@@ -193,6 +199,7 @@ def build_api_router() -> APIRouter:
     protected.include_router(leads.router)
     protected.include_router(messages.router)
     protected.include_router(payments.router)
+    protected.include_router(lead_ehr.router)
     api.include_router(protected)
     return api
 

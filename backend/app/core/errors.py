@@ -478,6 +478,20 @@ class EhrNotConfiguredError(ServiceUnavailableError):
     default_message = "The EHR integration is not configured on this server (EHR_PROVIDER=none)."
 
 
+class LeadNotWonError(ConflictError):
+    """Only a `won` lead becomes a patient in the EHR."""
+
+    code = "lead_not_won"
+    default_message = "Only a won lead can become a patient in the EHR."
+
+
+class EhrPatientNotLinkedError(NotFoundError):
+    """The lead has not been converted to a patient in the EHR yet."""
+
+    code = "ehr_patient_not_linked"
+    default_message = "This lead is not linked to a patient in the EHR yet."
+
+
 STATUS_BY_ERROR: dict[type[AppError], int] = {
     BadRequestError: 400,
     UnauthorizedError: 401,

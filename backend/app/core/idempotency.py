@@ -101,6 +101,7 @@ async def run_idempotent(
     body: BaseModel | None,
     status_code: int,
     action: Callable[[], Awaitable[ResultT]],
+    response: Response | None = None,
 ) -> ResultT | Response:
     """Run `action` once per (user, key); replay its stored response for a repeated request.
 
@@ -112,6 +113,9 @@ async def run_idempotent(
         body: The validated request body, or None.
         status_code: The status the route answers on success.
         action: Does the work and returns the response model.
+        response: The handler's `Response` parameter, if `action` may set its status (e.g.
+            200 for a create that found its record already made): that status is stored
+            and replayed instead of `status_code`.
 
     Returns:
         The model `action` returned, or the stored response of the first request.
@@ -130,6 +134,8 @@ async def run_idempotent(
     stored = False
     try:
         result = await action()
+        if response is not None and response.status_code:
+            status_code = response.status_code  # the action chose its answer's status
         await session.execute(
             update(IdempotencyKey)
             .where(IdempotencyKey.id == claim)
@@ -239,6 +245,7 @@ class IdempotentRequest:
         action: Callable[[], Awaitable[ResultT]],
         *,
         status_code: int = 201,
+        response: Response | None = None,
     ) -> ResultT | Response:
         """Run `action` once per key; see `run_idempotent`.
 
@@ -254,6 +261,7 @@ class IdempotentRequest:
             body=body,
             status_code=status_code,
             action=action,
+            response=response,
         )
 
 

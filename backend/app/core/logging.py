@@ -180,3 +180,6 @@ def configure_logging(level: str) -> None:
     logging.getLogger("uvicorn.access").disabled = True
     # httpx logs every outbound request at INFO; our integrations log what matters themselves.
     logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))
+    # At DEBUG these drivers log every statement with its parameters (names, hashes, bodies).
+    for name in ("aiosqlite", "asyncpg", "sqlalchemy.engine"):
+        logging.getLogger(name).setLevel(max(root.level, logging.INFO))

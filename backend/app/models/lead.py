@@ -47,3 +47,5 @@ class Lead(TimestampMixin, Base):
     sms_opted_out: Mapped[bool] = column_property(
         exists().where(SmsOptOut.phone == phone), expire_on_flush=False
     )
+    # The lead's Patient in the EHR, once converted (`crud/lead_ehr.py`); a FHIR id.
+    ehr_patient_id: Mapped[str | None] = mapped_column(String(64))
