@@ -7,7 +7,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help run worker test lint format typecheck conform migrate create-admin docs api-check api-baseline bench clean
+.PHONY: entity help run worker test lint format typecheck conform migrate create-admin docs api-check api-baseline bench clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ migrate: $(RUN_STAMP) ## Upgrade the database at DATABASE_URL to the latest revi
 
 create-admin: $(RUN_STAMP) ## Create an admin: make create-admin EMAIL=you@example.com
 	$(BIN)/python -m backend.app.cli create-admin --email "$(EMAIL)"
+
+entity: $(DEV_STAMP) ## Generate an entity from its spec: make entity SPEC=backend/app/docs/specs/task.yaml
+	$(BIN)/python -m tools.generate $(SPEC)
 
 docs: $(RUN_STAMP) ## Regenerate backend/app/docs/openapi.json and api.md from the app
 	$(BIN)/python -m backend.app.docs.generate

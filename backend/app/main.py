@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from backend.app.core.config import BillingProvider, Settings, get_settings
 from backend.app.core.database import create_engine, create_session_factory, unit_of_work
-from backend.app.core.deps import get_current_user
+from backend.app.core.deps import get_current_user, refuse_unknown_query_parameters
 from backend.app.core.error_handlers import document_shared_errors, register_error_handlers
 from backend.app.core.errors import (
     EmailTakenError,
@@ -186,7 +186,11 @@ def build_api_router() -> APIRouter:
     Every operation here may answer 500, and 503 `database_unavailable` (documented for all
     of them by `document_shared_errors`).
     """
-    api = APIRouter(prefix=API_PREFIX, responses=error_responses(500))
+    api = APIRouter(
+        prefix=API_PREFIX,
+        dependencies=[Depends(refuse_unknown_query_parameters)],
+        responses=error_responses(500),
+    )
     api.include_router(auth.router)
     api.include_router(webhooks_twilio.router)  # authenticated by X-Twilio-Signature
     api.include_router(webhooks_stripe.router)  # authenticated by Stripe-Signature

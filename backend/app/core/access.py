@@ -51,20 +51,37 @@ async def load_visible(
         model: the entity's model.
         record_id: the primary key.
         user: the current user (an admin sees every row, a member their own).
-        owner_column: the column naming the row's owner (default: `model.owner_id`).
+        owner_column: the column naming the row's owner (default: `model.owner_id`; a model
+            without one is shared by every user).
 
     Raises:
         NotFoundError: no such record, or it belongs to another member.
     """
     id_column = inspect(model).primary_key[0]
-    owner = owner_column if owner_column is not None else getattr(model, "owner_id")  # noqa: B009
-    record = await session.scalar(
-        select(model).where(id_column == record_id, *owned_by(user, owner))
-    )
+    owner = owner_column if owner_column is not None else getattr(model, "owner_id", None)
+    scope = owned_by(user, owner) if owner is not None else []
+    record = await session.scalar(select(model).where(id_column == record_id, *scope))
     if record is None:
         label = entity_label(model.__tablename__).capitalize()
         raise NotFoundError(f"{label} {record_id} was not found.")
     return record
+
+
+async def require_visible(
+    session: AsyncSession, model: type[ModelT], *, record_id: int, user: User, field: str
+) -> None:
+    """Refuse a request body that refers to a record the user may not see (or none).
+
+    404, as the same record in a path would answer (and as a foreign key refusing the write
+    does, when a concurrent delete overtakes this check).
+
+    Raises:
+        NotFoundError: no such record, or another member's; the message names `field`.
+    """
+    try:
+        await load_visible(session, model, record_id=record_id, user=user)
+    except NotFoundError as exc:
+        raise NotFoundError(f"{exc.message} ({field})") from exc
 
 
 def visible_record(

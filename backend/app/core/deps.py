@@ -9,12 +9,13 @@ on every request that uses it.
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.app.core.config import Settings
 from backend.app.core.database import get_session
-from backend.app.core.errors import ForbiddenError, UnauthorizedError
+from backend.app.core.errors import ForbiddenError, InvalidFieldError, UnauthorizedError
 from backend.app.core.rate_limit import FailureCounter
 from backend.app.core.security import PasswordHasher, decode_access_token
 from backend.app.integrations.fhir import EhrClient
@@ -103,3 +104,42 @@ async def get_current_admin(user: CurrentUser) -> User:
 
 
 AdminUser = Annotated[User, Depends(get_current_admin)]
+
+
+async def refuse_unknown_query_parameters(request: Request) -> None:
+    """Refuse a query parameter the operation does not declare (a misspelt filter).
+
+    FastAPI ignores unknown query parameters, so `?stauts=won` would list every lead; like
+    an unknown body field, it is a 422 naming the parameter instead.
+
+    Raises:
+        InvalidFieldError: a query parameter the operation does not take.
+    """
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    allowed = _query_names(dependant)
+    for name in request.query_params:
+        if name not in allowed:
+            raise InvalidFieldError(["query", name], "is not a parameter of this operation")
+
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+
+
+def _query_names(dependant: Dependant) -> frozenset[str]:
+    """The query parameters an operation declares, its dependencies' included (cached)."""
+    names = _QUERY_NAMES.get(id(dependant))
+    if names is None:
+        found: set[str] = set()
+        stack, seen = [dependant], set()
+        while stack:
+            current = stack.pop()
+            if id(current) in seen:
+                continue
+            seen.add(id(current))
+            found.update(field.alias for field in current.query_params)
+            stack.extend(current.dependencies)
+        names = _QUERY_NAMES[id(dependant)] = frozenset(found)
+    return names

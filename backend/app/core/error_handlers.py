@@ -239,7 +239,8 @@ def document_shared_errors(app: FastAPI, *, api_prefix: str) -> None:
       (400: invalid UTF-8, a broken multipart form), too large (413), of the wrong media type
       (415) or invalid (422). A status a route documents itself (e.g. a 422 with its own
       codes) is kept.
-    - 422 in our error shape wherever parameters are read (instead of FastAPI's own).
+    - 422 in our error shape on every API operation (a parameter it does not declare is
+      refused, see `deps.refuse_unknown_query_parameters`), instead of FastAPI's own.
     - 503 `database_unavailable` on every operation under `api_prefix`, merged into a 503 the
       route documents for its own reasons (FastAPI would otherwise let the route's replace it).
 
@@ -261,8 +262,8 @@ def document_shared_errors(app: FastAPI, *, api_prefix: str) -> None:
                 if content:
                     form = any(media in content for media in FORM_MEDIA_TYPES)
                     responses = {**_body_error_docs(form=form), **responses}
-                elif operation.get("parameters") and "422" not in responses:
-                    responses["422"] = _body_error_docs(form=False)["422"]
+                elif path.startswith(api_prefix) and "422" not in responses:
+                    responses["422"] = _body_error_docs(form=False)["422"]  # query parameters
                 if path.startswith(api_prefix):
                     responses["503"] = _with_database_unavailable(responses.get("503"))
                 operation["responses"] = dict(sorted(responses.items()))

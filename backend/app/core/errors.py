@@ -317,7 +317,14 @@ class SmsOutcomeUnknownError(SmsProviderError):
 # --- Billing (payments API, Stripe webhook, Stripe client) and idempotent requests -------
 
 
-class LeadHasPaymentsError(ConflictError):
+class HasPaymentsError(ConflictError):
+    """A record with payments cannot be deleted: they are its billing record."""
+
+    code = "has_payments"
+    default_message = "This record has payments and cannot be deleted."
+
+
+class LeadHasPaymentsError(HasPaymentsError):
     """A lead with payments cannot be deleted: they are its billing record."""
 
     code = "lead_has_payments"

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, delete, func, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from backend.app.core.errors import (
     MessageNotCancelableError,
@@ -308,6 +309,19 @@ async def record_inbound(
     session.add_all(stored)
     await session.flush()
     return stored
+
+
+async def refresh_opt_out(
+    session: AsyncSession, record: Base, *, flag: str, phone: str | None
+) -> None:
+    """Read a record's opt-out flag (a column_property) after its phone number was set.
+
+    A STOP is kept per number, so a new or re-numbered record may be opted out already.
+    """
+    if phone is None:
+        set_committed_value(record, flag, False)
+    else:
+        await session.refresh(record, [flag])
 
 
 async def is_opted_out(session: AsyncSession, *, phone: str) -> bool:

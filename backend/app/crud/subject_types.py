@@ -7,12 +7,14 @@ nor billed needs no entry.
 """
 
 from backend.app.core.subjects import SubjectType
-from backend.app.crud import leads as crud_leads
+from backend.app.crud import lead_actions as crud_lead_actions
 from backend.app.models.lead import Lead
 
 SUBJECT_TYPES: dict[str, SubjectType] = {
     subject_type.name: subject_type
     for subject_type in [
-        SubjectType(model=Lead, phone=Lead.phone, on_payment_settled=crud_leads.on_payment_settled),
+        SubjectType(
+            model=Lead, phone=Lead.phone, on_payment_settled=crud_lead_actions.on_payment_settled
+        ),
     ]
 }

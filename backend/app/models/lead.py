@@ -1,4 +1,4 @@
-"""The `leads` table: prospects a user logs and follows up."""
+"""The `leads` table. A prospect a user logs and follows up."""
 
 from enum import StrEnum
 
@@ -20,7 +20,10 @@ class LeadStatus(StrEnum):
 
 
 class Lead(TimestampMixin, Base):
-    """A prospect owned by one user. Indexes serve every filter and sort of the list."""
+    """A prospect a user logs and follows up.
+
+    Owned by one user; indexes serve every filter and sort of the list.
+    """
 
     __tablename__ = "leads"
     __table_args__ = (
@@ -31,8 +34,8 @@ class Lead(TimestampMixin, Base):
         Index("ix_leads_created_at_id", "created_at", "id"),
         Index("ix_leads_updated_at_id", "updated_at", "id"),
         Index("ix_leads_name_id", "name", "id"),
-        Index("ix_leads_status", "status"),
         Index("ix_leads_phone", "phone"),
+        Index("ix_leads_status", "status"),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
@@ -43,9 +46,9 @@ class Lead(TimestampMixin, Base):
     status: Mapped[LeadStatus] = mapped_column(enum_column(LeadStatus), default=LeadStatus.NEW)
     source: Mapped[str | None] = mapped_column(String(100))
     notes: Mapped[str | None] = mapped_column(Text)
-    # Whether the lead's number replied STOP (kept per number in sms_opt_outs, not here).
+    # The lead's Patient in the EHR, once converted (`crud/lead_ehr.py`); a FHIR id.
+    ehr_patient_id: Mapped[str | None] = mapped_column(String(64))
+    # Whether the phone number replied STOP (kept per number in sms_opt_outs).
     sms_opted_out: Mapped[bool] = column_property(
         exists().where(SmsOptOut.phone == phone), expire_on_flush=False
     )
-    # The lead's Patient in the EHR, once converted (`crud/lead_ehr.py`); a FHIR id.
-    ehr_patient_id: Mapped[str | None] = mapped_column(String(64))

@@ -19,7 +19,7 @@ from backend.app.core.errors import (
     error_responses,
 )
 from backend.app.core.idempotency import IDEMPOTENCY_ERRORS, Idempotency, replayable
-from backend.app.crud import leads as crud_leads
+from backend.app.crud import lead_actions as crud_lead_actions
 from backend.app.crud import messages as crud_messages
 from backend.app.routers.leads import VisibleLead
 from backend.app.schemas.common import PageDep
@@ -75,7 +75,7 @@ async def create_message(
     """
 
     async def create() -> MessageRead:
-        message = await crud_leads.text_lead(
+        message = await crud_lead_actions.text_lead(
             session, lead=lead, data=body, sender=user, daily_limit=settings.sms_daily_limit
         )
         return MessageRead.model_validate(message)

@@ -14,7 +14,7 @@ from backend.app.core.errors import (
     error_responses,
 )
 from backend.app.core.idempotency import IDEMPOTENCY_ERRORS, Idempotency, replayable
-from backend.app.crud import leads as crud_leads
+from backend.app.crud import lead_actions as crud_lead_actions
 from backend.app.crud import payments as crud_payments
 from backend.app.routers.leads import VisibleLead
 from backend.app.schemas.common import PageDep
@@ -65,7 +65,7 @@ async def create_payment(
     """
 
     async def create() -> PaymentRead:
-        payment = await crud_leads.bill_lead(
+        payment = await crud_lead_actions.bill_lead(
             session, lead=lead, data=body, creator=user, checkout=checkout
         )
         return PaymentRead.model_validate(payment)

@@ -20,6 +20,7 @@ a date past year 9999) is a 422 naming the field, never a 500:
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from functools import cached_property
 from typing import Annotated, Any, TypeVar
 
@@ -31,7 +32,10 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    PlainValidator,
     Strict,
+    StringConstraints,
+    WithJsonSchema,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
@@ -156,18 +160,33 @@ def multi_line(*, max_length: int, min_length: int = 0, strip: bool = False) -> 
     return TextRule(MULTI_LINE_PATTERN[3:-3], max_length, min_length, strip)
 
 
-def _iso_text(value: object) -> object:
-    """Let ISO 8601 text (or an already parsed value, from Python callers) through.
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}.*")
 
-    JSON bodies are validated in Python mode, where pydantic would read a number as a Unix
-    time and `true` as 1; the contract wants those refused.
+
+def _iso_date_text(value: object) -> object:
+    """Let ISO 8601 date text (or a parsed date, from Python callers) through.
+
+    JSON bodies are validated in Python mode, where pydantic would read a number (or "123")
+    as a Unix time and `true` as 1; the contract wants those refused.
 
     Raises:
-        ValueError: `value` is not a string.
+        ValueError: `value` is not `YYYY-MM-DD` text.
     """
-    if isinstance(value, str | date):
+    if isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.fullmatch(value)):
         return value
-    raise ValueError("must be an ISO 8601 string")
+    raise ValueError("must be an ISO 8601 date (YYYY-MM-DD)")
+
+
+def _iso_text(value: object) -> object:
+    """Let ISO 8601 date-time text (or a parsed datetime, from Python callers) through.
+
+    Raises:
+        ValueError: `value` is not ISO 8601 date-time text.
+    """
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATETIME.fullmatch(value)):
+        return value
+    raise ValueError("must be an ISO 8601 timestamp string")
 
 
 def _in_utc(value: datetime) -> datetime:
@@ -188,8 +207,24 @@ UtcDateTime = Annotated[
     AfterValidator(_in_utc),
     Field(description="ISO 8601 with an offset; returned in UTC."),
 ]
-IsoDate = Annotated[date, BeforeValidator(_iso_text), Field(description="ISO 8601 date.")]
-BigInt = Annotated[int, Strict(), Field(ge=MIN_BIGINT, le=MAX_ID)]
+IsoDate = Annotated[date, BeforeValidator(_iso_date_text), Field(description="ISO 8601 date.")]
+
+
+def integer(*, ge: int, le: int) -> Any:
+    """The rule of an integer field, as `Annotated[int, <this>]`.
+
+    Strict: `true`, `"5"` and `5.0` are refused (JSON Schema would count `5.0` an integer;
+    the contract does not), and bounded.
+
+    Returns:
+        Metadata for `Annotated[int, ...]`.
+    """
+    return Field(strict=True, ge=ge, le=le)
+
+
+# Ids in bodies and filters stay below 2**53, where every JSON implementation reads them exactly.
+MAX_SAFE_ID = 2**53 - 1
+BigInt = Annotated[int, integer(ge=MIN_BIGINT, le=MAX_ID)]
 StrictBool = Annotated[bool, Strict()]
 StrictEmail = Annotated[EmailStr, Strict()]
 
@@ -223,3 +258,131 @@ def _refuse_null(value: object) -> object:
 
 ValueT = TypeVar("ValueT")
 Omittable = Annotated[ValueT | None, _NotNull()]
+
+
+RecordId = Annotated[int, integer(ge=1, le=MAX_SAFE_ID), Field(description="A record's id.")]
+Currency = Annotated[
+    str,
+    StringConstraints(strict=True, pattern=r"^[A-Za-z]{3}$", to_lower=True),
+    Field(description="ISO 4217 code, 3 letters; returned lower case."),
+]
+
+
+def minor_units(*, maximum: int = 99_999_999, minimum: int = 0) -> Any:
+    """An amount of money in the currency's minor units (cents): a strict, bounded integer.
+
+    Returns:
+        Metadata for `Annotated[int, minor_units(maximum=...)]`.
+    """
+    return integer(ge=minimum, le=maximum)
+
+
+def _http_url(value: str) -> str:
+    """Check `value` is an http(s) URL; keep it as sent.
+
+    Raises:
+        ValueError: not an absolute http or https URL.
+    """
+    if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", value):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+HttpUrlText = Annotated[
+    str,
+    single_line(max_length=2048),
+    AfterValidator(_http_url),
+    Field(json_schema_extra={"format": "uri"}),
+]
+
+
+@dataclass(frozen=True)
+class DecimalRule:
+    """A decimal number sent as a JSON number, with at most `places` decimal places.
+
+    Read as a `Decimal` from the number's shortest text (so 0.1 is exactly 0.1), bounded by
+    `minimum` and `maximum`; OpenAPI shows the bounds and a `multipleOf` of one unit of the
+    last place. Responses carry it as a string (`"12.50"`), as JSON numbers lose precision.
+    """
+
+    places: int
+    minimum: Decimal
+    maximum: Decimal
+
+    def __get_pydantic_core_schema__(
+        self, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        """Accept an int or float (never a bool or a string), then check the rule."""
+        return core_schema.no_info_plain_validator_function(
+            self._validate, serialization=core_schema.to_string_ser_schema()
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """A JSON number with its bounds and step."""
+        return {
+            "type": "number",
+            "minimum": float(self.minimum),
+            "maximum": float(self.maximum),
+            "multipleOf": float(Decimal(1).scaleb(-self.places)),
+        }
+
+    def _validate(self, value: object) -> Decimal:
+        if isinstance(value, Decimal):
+            number = value
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            number = Decimal(str(value))
+        else:
+            raise PydanticCustomError("decimal_type", "Input should be a number")
+        if not number.is_finite() or number != round(number, self.places):
+            raise PydanticCustomError(
+                "decimal_places",
+                "Input should have at most {places} decimal places",
+                {"places": self.places},
+            )
+        if not self.minimum <= number <= self.maximum:
+            raise PydanticCustomError(
+                "decimal_range",
+                "Input should be from {low} to {high}",
+                {"low": str(self.minimum), "high": str(self.maximum)},
+            )
+        return number.quantize(Decimal(1).scaleb(-self.places))  # as the column stores it
+
+
+def decimal_number(*, places: int, minimum: str, maximum: str) -> DecimalRule:
+    """The rule of a decimal field, as `Annotated[Decimal, <this>]`.
+
+    Args:
+        places: most decimal places (the column's scale).
+        minimum: smallest value, as text (`"0"`).
+        maximum: largest value, as text (`"9999999999.99"`, within the column's precision).
+
+    Returns:
+        Metadata that validates, documents and serializes the field.
+    """
+    return DecimalRule(places, Decimal(minimum), Decimal(maximum))
+
+
+_DECIMAL_TEXT = r"^-?[0-9]{1,30}(\.[0-9]{1,12})?$"
+
+
+def _decimal_text(value: object) -> Decimal:
+    """Read a decimal from its text (query parameters arrive as text).
+
+    Raises:
+        ValueError: not a plain decimal like `12.50`.
+    """
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, str) and re.fullmatch(_DECIMAL_TEXT, value):
+        return Decimal(value)
+    raise ValueError("must be a decimal number such as 12.50")
+
+
+# A decimal in a query parameter: `?budget_from=12.50`.
+DecimalText = Annotated[
+    Decimal,
+    PlainValidator(_decimal_text),
+    WithJsonSchema({"type": "string", "pattern": _DECIMAL_TEXT}),
+]

@@ -11,10 +11,10 @@ from backend.app.schemas.common import InputModel, OutputModel, Page
 from backend.app.schemas.fields import Omittable, StrictEmail, multi_line, single_line
 
 LeadName = Annotated[str, single_line(max_length=200)]
-# Normalised to E.164 by `core.phone.normalize_phone` with the DEFAULT_PHONE_REGION setting.
-PhoneInput = Annotated[str, single_line(max_length=40)]
-Source = Annotated[str, single_line(max_length=100, min_length=0)]
-Notes = Annotated[str, multi_line(max_length=5000)]
+# Normalised to E.164 by `core.phone` with the DEFAULT_PHONE_REGION setting.
+LeadPhone = Annotated[str, single_line(max_length=40)]
+LeadSource = Annotated[str, single_line(max_length=100, min_length=0)]
+LeadNotes = Annotated[str, multi_line(max_length=5000)]
 
 _LEAD_EXAMPLE: dict[str, JsonValue] = {
     "name": "Grace Hopper",
@@ -37,16 +37,19 @@ _LEAD_READ_EXAMPLE: dict[str, JsonValue] = {
 
 
 class LeadCreate(InputModel):
-    """A new lead. The server sets id, owner, opt-out flag and timestamps."""
+    """A new lead.
+
+    The server sets the id, the owner, `sms_opted_out` and the timestamps.
+    """
 
     model_config = ConfigDict(json_schema_extra={"examples": [_LEAD_EXAMPLE]})
 
     name: LeadName
-    phone: PhoneInput | None = None
+    phone: LeadPhone | None = None
     email: StrictEmail | None = None
     status: LeadStatus = LeadStatus.NEW
-    source: Source | None = None
-    notes: Notes | None = None
+    source: LeadSource | None = None
+    notes: LeadNotes | None = None
 
 
 class LeadUpdate(InputModel):
@@ -57,11 +60,11 @@ class LeadUpdate(InputModel):
     )
 
     name: Omittable[LeadName] = None
-    phone: PhoneInput | None = None
+    phone: LeadPhone | None = None
     email: StrictEmail | None = None
     status: Omittable[LeadStatus] = None
-    source: Source | None = None
-    notes: Notes | None = None
+    source: LeadSource | None = None
+    notes: LeadNotes | None = None
 
 
 class LeadRead(OutputModel):
@@ -93,7 +96,7 @@ class LeadPage(Page[LeadRead]):
 
 
 class LeadSort(StrEnum):
-    """Sort orders of the lead list; a leading `-` means descending. Ties break by id."""
+    """Sort orders of the lead list; a leading `-` means descending."""
 
     CREATED_AT = "created_at"
     CREATED_AT_DESC = "-created_at"

@@ -7,9 +7,9 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, Strict, StringCons
 
 from backend.app.models.payment import PaymentStatus
 from backend.app.schemas.common import InputModel, OutputModel, Page
-from backend.app.schemas.fields import single_line
+from backend.app.schemas.fields import integer, single_line
 
-Amount = Annotated[int, Strict(), Field(ge=1, le=99_999_999, description="Minor units.")]
+Amount = Annotated[int, integer(ge=1, le=99_999_999), Field(description="Minor units.")]
 Currency = Annotated[
     str,
     Strict(),

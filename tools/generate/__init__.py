@@ -1,0 +1,1 @@
+"""The entity generator: `python -m tools.generate SPEC...` (`make entity SPEC=...`)."""
