@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.app.core import metrics
 from backend.app.core.pagination import paginate
 from backend.app.integrations.stripe import (
     CheckoutOutcome,
@@ -121,6 +122,7 @@ async def apply_checkout_event(session: AsyncSession, *, event: WebhookEvent) ->
     if payment.status is not PaymentStatus.PENDING:
         return None
     payment.status = _STATUS_BY_OUTCOME[event.outcome]
+    metrics.record_payment(payment.status.value)
     if payment.status is PaymentStatus.PAID:
         await _mark_lead_won_on_first_payment(session, payment)
     await session.flush()
