@@ -235,3 +235,23 @@ def test_two_api_processes_and_two_workers_share_one_database_and_redis(
     Redis.from_url(redis_url).delete(
         f"ratelimit:login:email:{email}", f"ratelimit:login:client:{client_ip}"
     )
+
+
+def test_serve_refuses_several_processes_whose_metrics_would_not_add_up(tmp_path):
+    env = {
+        **os.environ,
+        "WEB_CONCURRENCY": "2",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "backend.app.cli", "serve"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "PROMETHEUS_MULTIPROC_DIR" in done.stderr
+    assert not (tmp_path / "x.db").exists()  # refused before migrating
