@@ -126,7 +126,11 @@ def set_outbox_depth(counts: Mapping[str, int]) -> None:
 
 
 def record_payment(status: str) -> None:
-    """Count a payment that just reached its final `status` (paid, failed, expired)."""
+    """Count a payment that just reached its final `status` (paid, failed, expired).
+
+    Counted when the webhook decides it, before its transaction commits: the rare commit
+    that fails (then Stripe redelivers) counts that payment twice.
+    """
     PAYMENTS.labels(status).inc()
 
 
