@@ -102,3 +102,11 @@ def test_dockerfile_python_matches_what_ci_tests() -> None:
     version = re.findall(r"FROM python:(\d+\.\d+)", dockerfile())
     assert version
     assert all(v == "3.11" for v in version)
+
+
+def test_compose_runs_several_api_processes_that_add_up_their_metrics() -> None:
+    api = app_services()["api"]["environment"]
+    assert api["WEB_CONCURRENCY"].startswith("${WEB_CONCURRENCY:-")
+    assert int(api["WEB_CONCURRENCY"].removeprefix("${WEB_CONCURRENCY:-").rstrip("}")) > 1
+    assert api["PROMETHEUS_MULTIPROC_DIR"]
+    assert "PROMETHEUS_MULTIPROC_DIR" not in app_services()["worker"]["environment"]

@@ -1,7 +1,8 @@
 """Command line: `python -m backend.app.cli {serve,migrate,worker,create-admin}`.
 
 `serve` is what `make run` and the container run: it applies migrations (unless
-`--no-migrate`), then serves the app with uvicorn on HOST:PORT from the settings.
+`--no-migrate`), then serves the app with uvicorn on HOST:PORT from the settings, in
+WEB_CONCURRENCY processes (`--workers` wins).
 """
 
 import argparse
@@ -21,7 +22,6 @@ from backend.app.core.logging import configure_logging
 from backend.app.core.security import PasswordHasher
 from backend.app.crud import users as crud_users
 from backend.app.models.user import UserRole
-from backend.app.worker import run_worker_process
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
@@ -53,8 +53,34 @@ async def create_admin(settings: Settings, *, email: str, password: str) -> None
         await engine.dispose()
 
 
+def reset_multiproc_dir(directory: Path) -> None:
+    """Create the metrics directory of the API processes, or empty it of a previous run's.
+
+    This process must not import prometheus-client first (nor `backend.app.main` or the
+    worker, which do): with PROMETHEUS_MULTIPROC_DIR set, it opens files there on import.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink(missing_ok=True)
+
+
 def serve(settings: Settings, *, run_migrations: bool, workers: int) -> None:
-    """Migrate (optionally), then serve `backend.app.main:app` with uvicorn."""
+    """Migrate (optionally), then serve `backend.app.main:app` with uvicorn.
+
+    Several processes share one metrics directory (PROMETHEUS_MULTIPROC_DIR), emptied here
+    of a previous run's files.
+
+    Raises:
+        SystemExit: several processes with metrics served, but no PROMETHEUS_MULTIPROC_DIR
+            (each process's /metrics would show its own figures only).
+    """
+    if settings.prometheus_multiproc_dir:
+        reset_multiproc_dir(Path(settings.prometheus_multiproc_dir))
+    elif workers > 1 and settings.metrics_served:
+        raise SystemExit(
+            f"{workers} API processes need PROMETHEUS_MULTIPROC_DIR (an empty directory of "
+            "this host) for /metrics to add them up; or set METRICS_ENABLED=false."
+        )
     if run_migrations:
         migrate(settings)
     uvicorn.run(
@@ -75,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve_cmd = sub.add_parser("serve", help="migrate, then serve on HOST:PORT")
     serve_cmd.add_argument("--no-migrate", action="store_true", help="skip migrations")
-    serve_cmd.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve_cmd.add_argument(
+        "--workers", type=int, default=None, help="API processes (default: WEB_CONCURRENCY)"
+    )
     sub.add_parser("migrate", help="upgrade the database to the latest revision")
     sub.add_parser("worker", help="run the SMS worker (sends queued texts) until SIGTERM")
     admin_cmd = sub.add_parser("create-admin", help="create an admin user")
@@ -90,10 +118,13 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = get_settings()
     if args.command == "serve":
-        serve(settings, run_migrations=not args.no_migrate, workers=args.workers)
+        workers = settings.web_concurrency if args.workers is None else args.workers
+        serve(settings, run_migrations=not args.no_migrate, workers=workers)
     elif args.command == "migrate":
         migrate(settings)
     elif args.command == "worker":
+        from backend.app.worker import run_worker_process  # not for `serve`: see above
+
         configure_logging(settings.log_level)
         run_worker_process(settings)
     else:

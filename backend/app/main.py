@@ -23,14 +23,17 @@ from backend.app.core.errors import (
     error_responses,
 )
 from backend.app.core.logging import configure_logging
+from backend.app.core.metrics import RequestMetrics
 from backend.app.core.middleware import (
     BodySizeLimitMiddleware,
     JsonCORSMiddleware,
     RequestContextMiddleware,
     UnhandledErrorMiddleware,
 )
+from backend.app.core.observability import start_observability
 from backend.app.core.rate_limit import create_failure_counter
 from backend.app.core.security import PasswordHasher
+from backend.app.core.tracing import telemetry_config
 from backend.app.crud import users as crud_users
 from backend.app.integrations.fhir import create_fhir_client
 from backend.app.integrations.stripe import create_checkout_provider
@@ -43,6 +46,7 @@ from backend.app.routers import (
     lead_ehr,
     leads,
     messages,
+    metrics,
     payments,
     users,
     webhooks_stripe,
@@ -82,6 +86,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     engine = create_engine(settings)
     app.state.engine = engine
+    observability = start_observability(settings, engine, component="api")
+    app.state.metrics_exposition = observability.exposition
     app.state.session_factory = create_session_factory(engine)
     app.state.password_hasher = PasswordHasher()
     app.state.login_failures = create_failure_counter(
@@ -113,6 +119,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.ehr_client.aclose()
         await app.state.login_failures.close()
         app.state.password_hasher.close()
+        await observability.stop()
         await engine.dispose()
 
 
@@ -154,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         generate_unique_id_function=operation_id,
         swagger_ui_oauth2_redirect_url=None,
+        telemetry=telemetry_config(settings),  # request spans when tracing, else off
     )
     app.state.settings = settings
     register_error_handlers(app)
@@ -168,8 +176,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=["X-Request-ID", "Location", "Retry-After", "Idempotent-Replayed"],
     )
     hsts_max_age = settings.hsts_max_age_seconds if settings.is_production else None
-    # Outermost: every response gets an id and the security headers.
-    app.add_middleware(RequestContextMiddleware, hsts_max_age=hsts_max_age)
+    # Outermost: every response gets an id and the security headers, and is counted.
+    request_metrics = RequestMetrics() if settings.metrics_served else None
+    app.add_middleware(RequestContextMiddleware, hsts_max_age=hsts_max_age, metrics=request_metrics)
 
     app.include_router(health.router)
     app.include_router(docs.router)
@@ -177,6 +186,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_api_router())
     if settings.billing_provider is BillingProvider.FAKE:  # never in production
         app.include_router(dev_checkout.router)
+    if settings.metrics_served:  # production: only with METRICS_TOKEN
+        app.include_router(metrics.router)
     return app
 
 

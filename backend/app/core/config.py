@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     debug: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
+    # API processes `serve` starts (uvicorn workers); `--workers` wins. The convention
+    # uvicorn and gunicorn read. Over 1 with metrics on needs PROMETHEUS_MULTIPROC_DIR.
+    web_concurrency: int = Field(default=1, ge=1)
     log_level: str = "INFO"
 
     database_url: str = "sqlite+aiosqlite:///./data/app.db"
@@ -133,6 +136,18 @@ class Settings(BaseSettings):
     )
     checkout_cancel_url: str = "http://127.0.0.1:3000/payments/canceled"
 
+    # --- Operations: metrics, traces, error reports (README "Operating") ---
+    metrics_enabled: bool = True  # count requests etc. and serve GET /metrics
+    # Bearer token GET /metrics requires when set. Production serves /metrics only with one.
+    metrics_token: SecretStr | None = None
+    # A directory of this host for the metrics of several API processes (prometheus-client's
+    # multiprocess mode); read from the process environment by the library itself.
+    prometheus_multiproc_dir: str | None = None
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)  # the worker's own
+    otel_exporter_otlp_endpoint: str | None = None  # OTLP/HTTP collector; unset: no tracing
+    otel_service_name: str | None = None  # unset: lead-tracker-api / lead-tracker-worker
+    sentry_dsn: SecretStr | None = None  # unset: no error reports
+
     # --- EHR (FHIR R4). Unset: `fake` (in-process) outside production, `none` in it. ---
     ehr_provider: EhrProvider = EhrProvider.FAKE  # see _default_ehr_provider
     # The system URI of the identifier that carries our lead id on each Patient.
@@ -164,10 +179,19 @@ class Settings(BaseSettings):
                 data["cors_origins"] = [o.strip() for o in raw.split(",") if o.strip()]
         return data
 
-    @field_validator("worker_in_app", mode="before")
+    @field_validator(
+        "worker_in_app",
+        "metrics_token",
+        "prometheus_multiproc_dir",
+        "worker_metrics_port",
+        "otel_exporter_otlp_endpoint",
+        "otel_service_name",
+        "sentry_dsn",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
-        """Read an empty WORKER_IN_APP= as unset (the default for the database)."""
+        """Read an empty `NAME=` (as .env.example has them) as unset."""
         return None if value == "" else value
 
     @model_validator(mode="after")
@@ -307,6 +331,11 @@ class Settings(BaseSettings):
                 "FHIR_PRIVATE_KEY (or FHIR_PRIVATE_KEY_PATH) for SMART Backend Services."
             )
         return self
+
+    @property
+    def metrics_served(self) -> bool:
+        """Whether to count and serve metrics: production needs METRICS_TOKEN for it."""
+        return self.metrics_enabled and (not self.is_production or self.metrics_token is not None)
 
     @property
     def is_sqlite(self) -> bool:

@@ -9,6 +9,9 @@ the formatter hides what code does not write itself, wherever an exception appea
   `invalid input for query argument $1: ...`). What is kept: the type, the SQL (never its
   parameters), the SQLSTATE or SQLite error name, and the constraint, table and column;
 - the text of validation errors (pydantic quotes the input): where and what type remains.
+
+A line written inside an OpenTelemetry span (tracing on, see core/tracing.py) carries the
+span's `trace_id` and `span_id`, so a log line leads to its trace and back.
 """
 
 import json
@@ -21,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.exceptions import ValidationException
+from opentelemetry import trace
 from pydantic import ValidationError
 from sqlalchemy.exc import EmulatedDBAPIException, StatementError
 
@@ -57,6 +61,10 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 payload[key] = _safe_value(value)
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            payload["trace_id"] = format(span.trace_id, "032x")
+            payload["span_id"] = format(span.span_id, "016x")
         if record.exc_info and record.exc_info[1] is not None:
             payload["exception"] = format_exception_safely(record.exc_info[1])
         return json.dumps(payload, default=str)
@@ -69,12 +77,9 @@ def format_exception_safely(exc: BaseException) -> str:
     older in its chain (the driver's own errors, which hold the detail lines).
     """
     parts: list[str] = []
-    hiding = False
-    for link, joiner in _chain(exc):
-        hiding = hiding or _is_database_error(link)
+    for (link, joiner), text in zip(_chain(exc), safe_chain_texts(exc), strict=True):
         frames = traceback.format_tb(link.__traceback__)
         header = "Traceback (most recent call last):\n" if frames else ""
-        text = _database_text(link) if hiding else _text(link)
         block = f"{header}{''.join(frames)}{_type_name(link)}: {text}\n"
         if isinstance(link, BaseExceptionGroup):
             for number, member in enumerate(link.exceptions, 1):
@@ -83,6 +88,19 @@ def format_exception_safely(exc: BaseException) -> str:
                 )
         parts.append(block + joiner)
     return "".join(reversed(parts)).rstrip("\n")
+
+
+def safe_chain_texts(exc: BaseException) -> list[str]:
+    """The texts of `exc` and of what it was raised from or during, newest first.
+
+    Hidden as `format_exception_safely` hides them: a database error's, and every older one's.
+    """
+    texts: list[str] = []
+    hiding = False
+    for link, _joiner in _chain(exc):
+        hiding = hiding or _is_database_error(link)
+        texts.append(_database_text(link) if hiding else _text(link))
+    return texts
 
 
 def safe_exception_text(exc: BaseException) -> str:

@@ -1,4 +1,8 @@
-"""Pure ASGI middleware: request id, security headers, access log, body limit, CORS errors."""
+"""Pure ASGI middleware: request id, security headers, access log, metrics, body limit, CORS.
+
+An error no handler took is answered 500, logged, and reported to Sentry when SENTRY_DSN is
+set (`core/error_reporting.py`).
+"""
 
 import logging
 import re
@@ -11,6 +15,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.app.core.error_handlers import error_response
+from backend.app.core.error_reporting import report_unhandled
+from backend.app.core.metrics import RequestMetrics
 
 access_logger = logging.getLogger("app.access")
 error_logger = logging.getLogger("app.errors")
@@ -46,12 +52,20 @@ class RequestContextMiddleware:
     The caller's `X-Request-ID` is kept when it is 1-128 characters of `A-Za-z0-9._-`;
     otherwise a new one is made. Handlers may set `request.state.user_id` for the log line.
     Outermost, so every answer gets the headers: the app's, and those other middleware build
-    (413, CORS refusals, 500). A header the response already has is left as it is.
+    (413, CORS refusals, 500). A header the response already has is left as it is. With
+    `metrics`, every request is also counted and timed there, under its route template.
     """
 
-    def __init__(self, app: ASGIApp, *, hsts_max_age: int | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        hsts_max_age: int | None = None,
+        metrics: RequestMetrics | None = None,
+    ) -> None:
         self.app = app
         self.default_headers = security_headers(hsts_max_age)
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection scope."""
@@ -77,20 +91,27 @@ class RequestContextMiddleware:
                 message["headers"] = headers
             await send(message)
 
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.started()
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
+        except Exception as exc:
             error_logger.exception("unhandled error", extra={"request_id": request_id})
+            report_unhandled(exc, component="api", request_id=request_id)
             if not response_started:
                 await error_response(scope, 500)(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - started
+            if metrics is not None:
+                metrics.finished(scope, status, seconds)
             access_logger.info(
                 "request",
                 extra={
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(seconds * 1000, 2),
                     "request_id": request_id,
                     "user_id": state.get("user_id"),
                 },
@@ -129,12 +150,12 @@ class UnhandledErrorMiddleware:
         tracked = _StartTrackingSend(send)
         try:
             await self.app(scope, receive, tracked)
-        except Exception:
+        except Exception as exc:
             if tracked.started:
                 raise
-            error_logger.exception(
-                "unhandled error", extra={"request_id": scope.get("state", {}).get("request_id")}
-            )
+            request_id = scope.get("state", {}).get("request_id")
+            error_logger.exception("unhandled error", extra={"request_id": request_id})
+            report_unhandled(exc, component="api", request_id=request_id)
             await error_response(scope, 500)(scope, receive, send)
 
 

@@ -26,6 +26,7 @@ from backend.app.core.errors import (
 )
 from backend.app.core.pagination import paginate
 from backend.app.core.subjects import SubjectType, lock_subject, subject_of
+from backend.app.core.tracing import current_trace_context
 from backend.app.models.base import Base, utcnow
 from backend.app.models.message import (
     FINAL_STATUSES,
@@ -114,6 +115,7 @@ async def queue_text(
         send_at=send_at,
         due_at=send_at or utcnow(),
         attempts=0,
+        trace_context=current_trace_context(),  # the worker's send joins this request's trace
     )
     session.add(message)
     await session.flush()

@@ -290,6 +290,16 @@ async def _record_one(session: AsyncSession, *, outcome: SendOutcome, now: datet
     return result.scalar() is not None
 
 
+async def count_waiting(session: AsyncSession) -> dict[str, int]:
+    """How many outbound messages are `scheduled`, `queued` and `sending` (the outbox depth)."""
+    rows = await session.execute(
+        select(Message.status, func.count())
+        .where(Message.status.in_([*PENDING_STATUSES, MessageStatus.SENDING]))
+        .group_by(Message.status)
+    )
+    return {str(status): count for status, count in rows}
+
+
 async def prune_sms_usage(session: AsyncSession, *, before: datetime) -> None:
     """Delete quota entries older than `before` (they no longer count)."""
     await session.execute(delete(SmsUsage).where(SmsUsage.created_at < before))

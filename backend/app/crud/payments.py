@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.app.core import metrics
 from backend.app.core.pagination import paginate
 from backend.app.core.subjects import SubjectType, lock_subject, subject_of
 from backend.app.integrations.stripe import (
@@ -153,6 +154,7 @@ async def apply_checkout_event(
     if payment.status is not PaymentStatus.PENDING:
         return None
     payment.status = _STATUS_BY_OUTCOME[event.outcome]
+    metrics.record_payment(payment.status.value)
     await session.flush()
     subject_type = subject_types.get(payment.subject_type)
     if subject_type is not None and subject_type.on_payment_settled is not None:

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response, status
 
+from backend.app.core import metrics
 from backend.app.core.deps import HasherDep, LoginFailuresDep, SessionDep, SettingsDep
 from backend.app.core.errors import (
     EmailTakenError,
@@ -75,12 +76,14 @@ async def login(
     keys = [f"login:client:{client}", f"login:email:{form.username.strip().lower()}"]
     wait = await failures.blocked_for(keys)
     if wait:
+        metrics.record_rate_limit_refusal("login")
         raise RateLimitedError("Too many failed logins; retry later.", retry_after=wait)
     user = await crud_users.get_user_by_email(session, email=form.username.strip())
     # Verify against a dummy hash for unknown emails, so timing does not reveal accounts.
     valid = await hasher.verify(user.hashed_password if user else hasher.dummy_hash, form.password)
     if user is None or not valid or not user.is_active:
         await failures.record_failure(keys)
+        metrics.record_login_failure()
         raise InvalidCredentialsError
     if hasher.needs_rehash(user.hashed_password):
         await crud_users.set_password_hash(

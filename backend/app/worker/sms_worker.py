@@ -23,12 +23,17 @@ Rules:
   `recipient_opted_out`, unsent.
 - A message deleted while in flight (the record it was about was deleted) is logged and
   forgotten. The worker knows nothing of leads or any other entity: a text goes to a number.
+
+Observed (README "Operating"): each try is counted and timed by outcome and error code, the
+outbox depth is published every OUTBOX_DEPTH_EVERY, each send is a span of its own linked to
+the request that queued it, and an error nothing handles is reported before it ends the loop.
 """
 
 import asyncio
 import logging
 import random
 import signal
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -36,15 +41,18 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.app.core import idempotency
+from backend.app.core import idempotency, metrics
 from backend.app.core.config import Settings
 from backend.app.core.database import create_engine, create_session_factory
+from backend.app.core.error_reporting import report_unhandled
 from backend.app.core.errors import (
     SmsOutcomeUnknownError,
     SmsProviderError,
     SmsProviderUnavailableError,
     SmsRecipientOptedOutError,
 )
+from backend.app.core.observability import start_observability
+from backend.app.core.tracing import linked_span
 from backend.app.crud import outbox
 from backend.app.crud import payments as crud_payments
 from backend.app.crud.messages import TWILIO_STATUSES
@@ -58,6 +66,7 @@ logger = logging.getLogger("app.worker")
 STATUS_CALLBACK_PATH = "/api/v1/webhooks/twilio/status"
 LOOKUP_CLOCK_SKEW = timedelta(minutes=5)
 PRUNE_EVERY = timedelta(hours=1)
+OUTBOX_DEPTH_EVERY = timedelta(seconds=15)
 QUOTA_WINDOW = timedelta(hours=24)
 STRIPE_EVENT_RETENTION = timedelta(days=30)
 
@@ -77,6 +86,7 @@ class SmsWorker:
         self._sender = sender
         self._callback_base = settings.public_base_url.rstrip("/") + STATUS_CALLBACK_PATH
         self._pruned_at: datetime | None = None
+        self._depth_at: datetime | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set; a database outage pauses the loop, never ends it."""
@@ -85,9 +95,13 @@ class SmsWorker:
             try:
                 claimed = await self.run_once()
                 await self.prune_if_due()
+                await self.publish_outbox_depth_if_due()
             except (SQLAlchemyError, OSError) as exc:
                 logger.error("sms worker round failed", extra={"error": type(exc).__name__})
                 claimed = 0
+            except Exception as exc:
+                report_unhandled(exc, component="worker")
+                raise
             if claimed < self._settings.worker_concurrency:
                 await _wait_for(stop, self._settings.worker_poll_seconds)
         logger.info("sms worker stopped")
@@ -105,10 +119,21 @@ class SmsWorker:
             )
         if not claims:
             return 0
-        outcomes = await asyncio.gather(*(self._process(claim) for claim in claims))
+        outcomes = await asyncio.gather(*(self._send(claim) for claim in claims))
         async with self._sessions.begin() as session:
             await outbox.record_outcomes(session, outcomes=list(outcomes), now=utcnow())
         return len(claims)
+
+    async def _send(self, claim: ClaimedMessage) -> SendOutcome:
+        """`_process` one claim in a span of its own, counted and timed by its outcome."""
+        started = time.perf_counter()
+        # A span of its own, linked to the request that queued the text.
+        with linked_span("sms.send", claim.trace_context, {"message.id": claim.id}):
+            outcome = await self._process(claim)
+        result = "retry" if outcome.status is MessageStatus.QUEUED else outcome.status.value
+        provider = self._settings.sms_provider.value
+        metrics.record_send(provider, result, outcome.error_code, time.perf_counter() - started)
+        return outcome
 
     async def _process(self, claim: ClaimedMessage) -> SendOutcome:
         """Send one claimed message (after a lookup if an earlier try may have gone out)."""
@@ -210,6 +235,15 @@ class SmsWorker:
             await crud_payments.prune_stripe_events(session, before=now - STRIPE_EVENT_RETENTION)
         self._pruned_at = now
 
+    async def publish_outbox_depth_if_due(self) -> None:
+        """At most once per OUTBOX_DEPTH_EVERY, publish how many texts wait, by status."""
+        now = utcnow()
+        if self._depth_at is not None and now - self._depth_at < OUTBOX_DEPTH_EVERY:
+            return
+        async with self._sessions() as session:
+            metrics.set_outbox_depth(await outbox.count_waiting(session))
+        self._depth_at = now
+
 
 def _failed(
     claim: ClaimedMessage,
@@ -285,12 +319,14 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    observability = start_observability(settings, engine, component="worker")
     try:
         worker = SmsWorker(
             settings=settings, session_factory=create_session_factory(engine), sender=sender
         )
         await worker.run(stop)
     finally:
+        await observability.stop()
         await sender.aclose()
         await engine.dispose()
 
