@@ -35,6 +35,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.core import idempotency
+from backend.app.core.audit import sessions_acting_as
+from backend.app.core.audit_context import WORKER
 from backend.app.core.config import Settings
 from backend.app.core.database import create_engine, create_session_factory
 from backend.app.core.errors import (
@@ -71,7 +73,7 @@ class SmsWorker:
         sender: SmsSender,
     ) -> None:
         self._settings = settings
-        self._sessions = session_factory
+        self._sessions = sessions_acting_as(session_factory, WORKER)  # the audit trail's actor
         self._sender = sender
         self._callback_base = settings.public_base_url.rstrip("/") + STATUS_CALLBACK_PATH
         self._pruned_at: datetime | None = None
