@@ -45,6 +45,7 @@ from backend.app.core.errors import (
     SmsProviderUnavailableError,
     SmsRecipientOptedOutError,
 )
+from backend.app.crud import audit as crud_audit
 from backend.app.crud import outbox
 from backend.app.crud import payments as crud_payments
 from backend.app.crud.messages import TWILIO_STATUSES
@@ -196,8 +197,9 @@ class SmsWorker:
     async def prune_if_due(self) -> None:
         """At most once per PRUNE_EVERY, delete rows nothing needs any more.
 
-        That is: quota entries outside the 24 h window, idempotency keys past their 24 h, and
-        Stripe event ids older than STRIPE_EVENT_RETENTION (Stripe redelivers for 3 days).
+        That is: quota entries outside the 24 h window, idempotency keys past their 24 h,
+        Stripe event ids older than STRIPE_EVENT_RETENTION (Stripe redelivers for 3 days), and
+        audit events older than AUDIT_RETENTION_DAYS.
         """
         now = utcnow()
         if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
@@ -206,6 +208,9 @@ class SmsWorker:
             await outbox.prune_sms_usage(session, before=now - QUOTA_WINDOW)
             await idempotency.delete_expired_keys(session, now=now)
             await crud_payments.prune_stripe_events(session, before=now - STRIPE_EVENT_RETENTION)
+            if self._settings.audit_retention_days:
+                retention = timedelta(days=self._settings.audit_retention_days)
+                await crud_audit.prune_audit_events(session, before=now - retention)
         self._pruned_at = now
 
 
