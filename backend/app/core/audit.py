@@ -16,9 +16,11 @@ Sessions made by `core.database.create_session_factory` are `AuditedSession`s. I
   they commit with the change or not at all: a rollback (or a rolled-back savepoint)
   drops them.
 
-What a row does not see: statements run on a `Connection` rather than the session, rows a
-database `ON DELETE CASCADE` removes (the parent's `delete` row stands for them), and
-INSERTs issued as Core statements. Create records with `session.add`.
+What a row does not see: statements run on a `Connection` rather than the session, raw
+`text()` SQL, rows a database `ON DELETE CASCADE` removes (the parent's `delete` row stands
+for them), and INSERTs issued as Core statements: create records with `session.add`. On
+SQLite, which takes its write lock at the UPDATE itself, a bulk statement's rows are read
+just before it, so a writer that slips in between would make an `old` value stale.
 
 Values: primary keys and `created_at`/`updated_at` are left out (the row has `entity_id`
 and `occurred_at`); columns whose name contains a secret word (`password`, `hash`,
@@ -430,15 +432,18 @@ def _connection(state: ORMExecuteState) -> Any:
 # --- Writing at COMMIT, dropping on ROLLBACK -------------------------------------------
 
 
+_TABLE = AuditEvent.__table__
+assert isinstance(_TABLE, Table)  # narrows the type for Core's INSERT
+_INSERT = insert(_TABLE)
+
+
 @event.listens_for(AuditedSession, "before_commit")
 def _before_commit(session: Session) -> None:
     """Insert the transaction's rows in one statement, just before it commits."""
     session.flush()  # changes not flushed yet are recorded too
     rows = session.info.pop(_ROWS, None)
     if rows:
-        table = AuditEvent.__table__
-        assert isinstance(table, Table)  # narrows the type for Core's executemany INSERT
-        session.connection().execute(insert(table), rows)
+        session.connection().execute(_INSERT, rows)
 
 
 @event.listens_for(AuditedSession, "after_transaction_create")
