@@ -15,13 +15,13 @@ import uvicorn
 from alembic import command
 from alembic.config import Config
 
+from backend.app.core.audit_context import CLI, acting_as
 from backend.app.core.config import Settings, get_settings
 from backend.app.core.database import create_engine, create_session_factory, unit_of_work
 from backend.app.core.errors import EmailTakenError
 from backend.app.core.logging import configure_logging
 from backend.app.core.security import PasswordHasher
 from backend.app.crud import users as crud_users
-from backend.app.models.user import UserRole
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
@@ -42,13 +42,11 @@ async def create_admin(settings: Settings, *, email: str, password: str) -> None
     """
     engine = create_engine(settings)
     try:
-        async with unit_of_work(create_session_factory(engine)) as session:
-            await crud_users.create_user(
-                session,
-                email=email,
-                hashed_password=await PasswordHasher().hash(password),
-                role=UserRole.ADMIN,
-            )
+        with acting_as(CLI):
+            async with unit_of_work(create_session_factory(engine)) as session:
+                await crud_users.create_admin(
+                    session, email=email, hashed_password=await PasswordHasher().hash(password)
+                )
     finally:
         await engine.dispose()
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
+from backend.app.core.audit_context import AuditContextMiddleware
 from backend.app.core.config import BillingProvider, Settings, get_settings
 from backend.app.core.database import create_engine, create_session_factory, unit_of_work
 from backend.app.core.deps import get_current_user, refuse_unknown_query_parameters
@@ -39,6 +40,7 @@ from backend.app.integrations.fhir import create_fhir_client
 from backend.app.integrations.stripe import create_checkout_provider
 from backend.app.integrations.twilio import create_twilio_client
 from backend.app.routers import (
+    audit_events,
     auth,
     dev_checkout,
     docs,
@@ -175,6 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
         expose_headers=["X-Request-ID", "Location", "Retry-After", "Idempotent-Replayed"],
     )
+    app.add_middleware(AuditContextMiddleware)  # reads the request id set just outside it
     hsts_max_age = settings.hsts_max_age_seconds if settings.is_production else None
     # Outermost: every response gets an id and the security headers, and is counted.
     request_metrics = RequestMetrics() if settings.metrics_served else None
@@ -215,6 +218,7 @@ def build_api_router() -> APIRouter:
     protected.include_router(messages.router)
     protected.include_router(payments.router)
     protected.include_router(lead_ehr.router)
+    protected.include_router(audit_events.router)
     api.include_router(protected)
     return api
 

@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=50, ge=1, le=500)  # rows claimed & sent per round
     worker_lease_seconds: float = Field(default=120.0, gt=0)
 
+    # --- Audit trail (core/audit.py). The worker deletes events older than this; 0 keeps all.
+    audit_retention_days: int = Field(default=365, ge=0, le=36500)
+
     # --- Billing (Stripe Checkout). `fake` serves a local checkout page (zero setup). ---
     billing_provider: BillingProvider = BillingProvider.FAKE
     stripe_secret_key: SecretStr | None = None  # sk_test_... / sk_live_...

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from backend.app.core.audit import AuditedSession
 from backend.app.core.config import Settings
 from backend.app.core.db_errors import translate_integrity_error
 from backend.app.models.base import Base
@@ -172,9 +173,19 @@ def _unicode_lower(value: str | None) -> str | None:
     return value.lower() if isinstance(value, str) else value
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Return the session factory; objects stay readable after commit."""
-    return async_sessionmaker(engine, expire_on_commit=False)
+def create_session_factory(
+    engine: AsyncEngine, *, audited: bool = True
+) -> async_sessionmaker[AsyncSession]:
+    """Return the session factory; objects stay readable after commit.
+
+    Args:
+        engine: the engine the sessions use.
+        audited: record every change in the audit trail (`core/audit.py`). Only a
+            measurement of the trail's cost turns it off.
+    """
+    if not audited:
+        return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=AuditedSession)
 
 
 @asynccontextmanager

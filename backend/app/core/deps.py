@@ -6,13 +6,15 @@ even when they do not await: FastAPI runs a plain `def` one in a worker thread, 
 on every request that uses it.
 """
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.app.core.audit_context import set_actor, set_user
 from backend.app.core.config import Settings
 from backend.app.core.database import get_session
 from backend.app.core.errors import ForbiddenError, InvalidFieldError, UnauthorizedError
@@ -45,7 +47,23 @@ async def get_login_failures(request: Request) -> FailureCounter:
     return counter
 
 
+async def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
+    """Return the session factory, for work that must commit apart from the request's."""
+    factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
+    return factory
+
+
+def audit_actor(actor: str) -> Callable[[], Awaitable[None]]:
+    """Return a dependency that names `actor` (`webhook:stripe`) in the audit trail."""
+
+    async def name_actor() -> None:
+        set_actor(actor)
+
+    return name_actor
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_session_factory)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 HasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
 LoginFailuresDep = Annotated[FailureCounter, Depends(get_login_failures)]
@@ -86,6 +104,7 @@ async def get_current_user(
     if user is None or not user.is_active:
         raise UnauthorizedError
     request.state.user_id = user.id
+    set_user(user.id)  # the audit trail's actor from here on
     return user
 
 

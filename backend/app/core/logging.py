@@ -198,6 +198,8 @@ def configure_logging(level: str) -> None:
     logging.getLogger("uvicorn.access").disabled = True
     # httpx logs every outbound request at INFO; our integrations log what matters themselves.
     logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))
-    # At DEBUG these drivers log every statement with its parameters (names, hashes, bodies).
-    for name in ("aiosqlite", "asyncpg", "sqlalchemy.engine"):
+    # At DEBUG these drivers log every statement with its parameters (names, hashes, bodies);
+    # SQLAlchemy logs every statement at INFO. Neither belongs in the app's log.
+    for name in ("aiosqlite", "asyncpg"):
         logging.getLogger(name).setLevel(max(root.level, logging.INFO))
+    logging.getLogger("sqlalchemy.engine").setLevel(max(root.level, logging.WARNING))

@@ -3,8 +3,11 @@
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.app.core.audit import change
 from backend.app.core.errors import EmailTakenError, NotFoundError
 from backend.app.core.pagination import paginate
+from backend.app.crud.audit import record_security_event
+from backend.app.models.audit_event import AuditAction
 from backend.app.models.user import User, UserRole
 from backend.app.schemas.common import PageParams
 from backend.app.schemas.user import UserPage, UserUpdate
@@ -56,10 +59,18 @@ async def create_user(
 
 
 async def update_user(session: AsyncSession, *, user: User, data: UserUpdate) -> User:
-    """Apply the fields set in `data` to `user`."""
+    """Apply the fields set in `data` to `user`; a new role or active flag is a security event."""
+    role, active = user.role, user.is_active
     for field, value in data.model_dump(exclude_unset=True).items():
         setattr(user, field, value)
     await session.flush()
+    if user.role is not role:
+        changes = {"role": change(role, user.role)}
+        record_security_event(session, action=AuditAction.ROLE_CHANGED, user=user, changes=changes)
+    if user.is_active is not active:
+        action = AuditAction.ACTIVATED if user.is_active else AuditAction.DEACTIVATED
+        changes = {"is_active": change(active, user.is_active)}
+        record_security_event(session, action=action, user=user, changes=changes)
     return user
 
 
@@ -76,6 +87,19 @@ async def list_users(session: AsyncSession, *, page: PageParams) -> UserPage:
     )
 
 
+async def create_admin(session: AsyncSession, *, email: str, hashed_password: str) -> User:
+    """Insert an admin (from the CLI or FIRST_ADMIN_EMAIL); a security event.
+
+    Raises:
+        EmailTakenError: a user with this email exists.
+    """
+    user = await create_user(
+        session, email=email, hashed_password=hashed_password, role=UserRole.ADMIN
+    )
+    record_security_event(session, action=AuditAction.ADMIN_CREATED, user=user)
+    return user
+
+
 async def ensure_admin(session: AsyncSession, *, email: str, hashed_password: str) -> bool:
     """Create an admin with `email` unless a user with that email exists.
 
@@ -87,5 +111,5 @@ async def ensure_admin(session: AsyncSession, *, email: str, hashed_password: st
     """
     if await get_user_by_email(session, email=email) is not None:
         return False
-    await create_user(session, email=email, hashed_password=hashed_password, role=UserRole.ADMIN)
+    await create_admin(session, email=email, hashed_password=hashed_password)
     return True

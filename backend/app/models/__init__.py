@@ -1,5 +1,6 @@
 """SQLAlchemy models, one module per table. Import every model here so Alembic sees it."""
 
+from backend.app.models.audit_event import AuditAction, AuditEvent
 from backend.app.models.base import Base
 from backend.app.models.idempotency_key import IdempotencyKey
 from backend.app.models.lead import Lead, LeadStatus
@@ -11,6 +12,8 @@ from backend.app.models.stripe_event import StripeEvent
 from backend.app.models.user import User, UserRole
 
 __all__ = [
+    "AuditAction",
+    "AuditEvent",
     "Base",
     "IdempotencyKey",
     "Lead",

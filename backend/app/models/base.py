@@ -10,7 +10,7 @@
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import BigInteger, DateTime, Enum, Integer, MetaData
 from sqlalchemy.engine import Dialect
@@ -66,10 +66,16 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    """Base class of every model; its metadata carries the naming convention."""
+    """Base class of every model; its metadata carries the naming convention.
+
+    Every create, update and delete of a model's rows is recorded in the audit trail
+    (`core/audit.py`) unless the model sets `__audited__ = False` (bookkeeping tables).
+    A column with `info={"audit": False}` is left out of the recorded changes.
+    """
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime}
+    __audited__: ClassVar[bool] = True
 
 
 def _created_at(context: DefaultExecutionContext) -> datetime:

@@ -16,6 +16,7 @@ class IdempotencyKey(Base):
     """
 
     __tablename__ = "idempotency_keys"
+    __audited__ = False  # bookkeeping of core/idempotency.py, not a business record
     __table_args__ = (
         UniqueConstraint("user_id", "key", name="uq_idempotency_keys_user_id_key"),
         Index("ix_idempotency_keys_created_at", "created_at"),

@@ -93,11 +93,11 @@ class Message(TimestampMixin, Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(64))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(String(500))
-    # Outbox bookkeeping (worker only).
-    due_at: Mapped[datetime | None]
-    attempts: Mapped[int] = mapped_column(default=0)
-    lease_expires_at: Mapped[datetime | None]
-    claim_token: Mapped[str | None] = mapped_column(String(32))
-    outcome_unknown_since: Mapped[datetime | None]
+    # Outbox bookkeeping (worker only), left out of the audit trail's changes.
+    due_at: Mapped[datetime | None] = mapped_column(info={"audit": False})
+    attempts: Mapped[int] = mapped_column(default=0, info={"audit": False})
+    lease_expires_at: Mapped[datetime | None] = mapped_column(info={"audit": False})
+    claim_token: Mapped[str | None] = mapped_column(String(32), info={"audit": False})
+    outcome_unknown_since: Mapped[datetime | None] = mapped_column(info={"audit": False})
     # W3C traceparent of the request that queued it, so the worker's send joins its trace.
-    trace_context: Mapped[str | None] = mapped_column(String(64))
+    trace_context: Mapped[str | None] = mapped_column(String(64), info={"audit": False})

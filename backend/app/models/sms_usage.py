@@ -16,6 +16,7 @@ class SmsUsage(Base):
     """One outbound text queued by `user_id` at `created_at`."""
 
     __tablename__ = "sms_usage"
+    __audited__ = False  # quota bookkeeping, not a business record
     __table_args__ = (Index("ix_sms_usage_user_id_created_at", "user_id", "created_at"),)
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)

@@ -16,6 +16,7 @@ class StripeEvent(Base):
     """
 
     __tablename__ = "stripe_events"
+    __audited__ = False  # delivery bookkeeping, not a business record
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)  # evt_...
     type: Mapped[str] = mapped_column(String(100))

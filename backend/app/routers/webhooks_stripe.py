@@ -8,9 +8,10 @@ changes nothing) and applied in the same transaction.
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 
-from backend.app.core.deps import SessionDep, SettingsDep
+from backend.app.core.audit_context import WEBHOOK_STRIPE
+from backend.app.core.deps import SessionDep, SettingsDep, audit_actor
 from backend.app.core.errors import (
     InvalidStripeSignatureError,
     InvalidWebhookPayloadError,
@@ -23,7 +24,9 @@ from backend.app.schemas.payment import WebhookAck
 
 logger = logging.getLogger("app.webhooks.stripe")
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(
+    prefix="/webhooks", tags=["webhooks"], dependencies=[Depends(audit_actor(WEBHOOK_STRIPE))]
+)
 
 
 @router.post(

@@ -11,7 +11,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
 
-from backend.app.core.deps import SessionDep, SettingsDep
+from backend.app.core.audit_context import WEBHOOK_TWILIO
+from backend.app.core.deps import SessionDep, SettingsDep, audit_actor
 from backend.app.core.errors import InvalidWebhookSignatureError, error_responses
 from backend.app.crud import messages as crud_messages
 from backend.app.crud.subject_types import SUBJECT_TYPES
@@ -49,7 +50,7 @@ async def verify_twilio_signature(request: Request, settings: SettingsDep) -> No
 router = APIRouter(
     prefix="/webhooks/twilio",
     tags=["webhooks"],
-    dependencies=[Depends(verify_twilio_signature)],
+    dependencies=[Depends(verify_twilio_signature), Depends(audit_actor(WEBHOOK_TWILIO))],
     responses=error_responses(InvalidWebhookSignatureError, 422),
 )
 

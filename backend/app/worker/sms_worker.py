@@ -42,6 +42,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.app.core import idempotency, metrics
+from backend.app.core.audit import sessions_acting_as
+from backend.app.core.audit_context import WORKER
 from backend.app.core.config import Settings
 from backend.app.core.database import create_engine, create_session_factory
 from backend.app.core.error_reporting import report_unhandled
@@ -53,6 +55,7 @@ from backend.app.core.errors import (
 )
 from backend.app.core.observability import start_observability
 from backend.app.core.tracing import linked_span
+from backend.app.crud import audit as crud_audit
 from backend.app.crud import outbox
 from backend.app.crud import payments as crud_payments
 from backend.app.crud.messages import TWILIO_STATUSES
@@ -82,7 +85,7 @@ class SmsWorker:
         sender: SmsSender,
     ) -> None:
         self._settings = settings
-        self._sessions = session_factory
+        self._sessions = sessions_acting_as(session_factory, WORKER)  # the audit trail's actor
         self._sender = sender
         self._callback_base = settings.public_base_url.rstrip("/") + STATUS_CALLBACK_PATH
         self._pruned_at: datetime | None = None
@@ -223,8 +226,9 @@ class SmsWorker:
     async def prune_if_due(self) -> None:
         """At most once per PRUNE_EVERY, delete rows nothing needs any more.
 
-        That is: quota entries outside the 24 h window, idempotency keys past their 24 h, and
-        Stripe event ids older than STRIPE_EVENT_RETENTION (Stripe redelivers for 3 days).
+        That is: quota entries outside the 24 h window, idempotency keys past their 24 h,
+        Stripe event ids older than STRIPE_EVENT_RETENTION (Stripe redelivers for 3 days), and
+        audit events older than AUDIT_RETENTION_DAYS.
         """
         now = utcnow()
         if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
@@ -233,6 +237,9 @@ class SmsWorker:
             await outbox.prune_sms_usage(session, before=now - QUOTA_WINDOW)
             await idempotency.delete_expired_keys(session, now=now)
             await crud_payments.prune_stripe_events(session, before=now - STRIPE_EVENT_RETENTION)
+            if self._settings.audit_retention_days:
+                retention = timedelta(days=self._settings.audit_retention_days)
+                await crud_audit.prune_audit_events(session, before=now - retention)
         self._pruned_at = now
 
     async def publish_outbox_depth_if_due(self) -> None:
