@@ -28,8 +28,12 @@ class Delivery(Protocol):
 
     name: str
 
-    async def run_once(self) -> int:
-        """Claim due rows, perform them concurrently, record the outcomes; return how many."""
+    async def run_once(self, *, limit: int | None = None) -> int:
+        """Claim due rows, perform them concurrently, record the outcomes; return how many.
+
+        Args:
+            limit: rows to claim at most (default WORKER_CONCURRENCY).
+        """
         ...
 
     async def publish_depth(self) -> None:

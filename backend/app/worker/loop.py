@@ -39,6 +39,7 @@ PRUNE_EVERY = timedelta(hours=1)
 OUTBOX_DEPTH_EVERY = timedelta(seconds=15)
 QUOTA_WINDOW = timedelta(hours=24)
 STRIPE_EVENT_RETENTION = timedelta(days=30)
+LANES = 2  # rounds in flight at once (see Worker.run)
 
 
 class Worker:
@@ -58,14 +59,32 @@ class Worker:
         self._depth_at: datetime | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until `stop` is set; a database outage pauses the loop, never ends it."""
+        """Work until `stop` is set; a database outage pauses the loop, never ends it.
+
+        LANES loops run side by side, each claiming half of WORKER_CONCURRENCY per round, so
+        one lane sends while the other records its outcomes and claims its next rows (one
+        loop left the provider idle during those, and while its slowest send finished).
+        """
         names = [delivery.name for delivery in self.deliveries]
         logger.info("worker started", extra={"deliveries": names})
+        lanes = [asyncio.create_task(self._lane(stop, first=n == 0)) for n in range(LANES)]
+        try:
+            await asyncio.gather(*lanes)
+        finally:
+            for lane in lanes:
+                lane.cancel()
+            await asyncio.gather(*lanes, return_exceptions=True)
+        logger.info("worker stopped")
+
+    async def _lane(self, stop: asyncio.Event, *, first: bool) -> None:
+        """Run rounds until `stop` is set; the first lane also does the housekeeping."""
+        limit = max(1, self._settings.worker_concurrency // LANES)
         while not stop.is_set():
             try:
-                busy = await self.run_once()
-                await self.prune_if_due()
-                await self.publish_outbox_depth_if_due()
+                busy = await self.run_once(limit=limit)
+                if first:
+                    await self.prune_if_due()
+                    await self.publish_outbox_depth_if_due()
             except (SQLAlchemyError, OSError) as exc:
                 logger.error("worker round failed", extra={"error": type(exc).__name__})
                 busy = False
@@ -74,12 +93,16 @@ class Worker:
                 raise
             if not busy:
                 await _wait_for(stop, self._settings.worker_poll_seconds)
-        logger.info("worker stopped")
 
-    async def run_once(self) -> bool:
-        """Run one round of every delivery at once; return whether any had a full round."""
-        claimed = await asyncio.gather(*(d.run_once() for d in self.deliveries))
-        return any(count >= self._settings.worker_concurrency for count in claimed)
+    async def run_once(self, *, limit: int | None = None) -> bool:
+        """Run one round of every delivery at once; return whether any had a full round.
+
+        Args:
+            limit: rows each delivery claims at most (default WORKER_CONCURRENCY).
+        """
+        limit = limit or self._settings.worker_concurrency
+        claimed = await asyncio.gather(*(d.run_once(limit=limit) for d in self.deliveries))
+        return any(count >= limit for count in claimed)
 
     async def prune_if_due(self) -> None:
         """At most once per PRUNE_EVERY, delete rows nothing needs any more.

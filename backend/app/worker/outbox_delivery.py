@@ -92,8 +92,12 @@ class OutboxDelivery(Generic[Row]):
     async def aclose(self) -> None:
         """Release the provider client (subclasses that own one close it)."""
 
-    async def run_once(self) -> int:
-        """Claim due rows, send them concurrently, record the outcomes; return how many."""
+    async def run_once(self, *, limit: int | None = None) -> int:
+        """Claim due rows, send them concurrently, record the outcomes; return how many.
+
+        Args:
+            limit: rows to claim at most (default WORKER_CONCURRENCY).
+        """
         settings = self._settings
         token = uuid.uuid4().hex
         async with self._sessions.begin() as session:
@@ -101,7 +105,7 @@ class OutboxDelivery(Generic[Row]):
                 session,
                 self._model,
                 now=utcnow(),
-                limit=settings.worker_concurrency,
+                limit=limit or settings.worker_concurrency,
                 lease=timedelta(seconds=settings.worker_lease_seconds),
                 token=token,
             )

@@ -81,14 +81,18 @@ class SmsWorker:
         self._sender = sender
         self._callback_base = settings.public_base_url.rstrip("/") + STATUS_CALLBACK_PATH
 
-    async def run_once(self) -> int:
-        """Claim due messages, send them concurrently, record the outcomes; return how many."""
+    async def run_once(self, *, limit: int | None = None) -> int:
+        """Claim due messages, send them concurrently, record the outcomes; return how many.
+
+        Args:
+            limit: messages to claim at most (default WORKER_CONCURRENCY).
+        """
         settings = self._settings
         async with self._sessions.begin() as session:
             claims = await outbox.claim_due(
                 session,
                 now=utcnow(),
-                limit=settings.worker_concurrency,
+                limit=limit or settings.worker_concurrency,
                 lease=timedelta(seconds=settings.worker_lease_seconds),
                 token=uuid.uuid4().hex,
             )
