@@ -20,7 +20,6 @@ TESTS = [
     "tests/migrations",
     "tests/docs",
     "tests/test_project_files.py",
-    "tests/worker/test_sms_worker.py::test_a_queued_message_is_sent_once",
 ]
 
 
