@@ -7,7 +7,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
 .DEFAULT_GOAL := help
-.PHONY: entity help run worker test lint format typecheck conform migrate create-admin docs api-check api-baseline bench clean
+.PHONY: entity integration help run worker test lint format typecheck conform migrate create-admin docs api-check api-baseline bench clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -26,7 +26,7 @@ $(DEV_STAMP): pyproject.toml constraints.txt | $(BIN)/python
 run: $(RUN_STAMP) ## Migrate and serve on HOST:PORT (default 127.0.0.1:8000, SQLite in data/)
 	$(BIN)/python -m backend.app.cli serve
 
-worker: $(RUN_STAMP) ## Run the SMS worker (sends queued texts; run several on PostgreSQL)
+worker: $(RUN_STAMP) ## Run the worker: every registered delivery, SMS first (run several on PostgreSQL)
 	$(BIN)/python -m backend.app.worker
 
 test: $(DEV_STAMP) lint typecheck conform ## Lint, format check, types, conformance, then the whole suite
@@ -54,6 +54,9 @@ create-admin: $(RUN_STAMP) ## Create an admin: make create-admin EMAIL=you@examp
 
 entity: $(DEV_STAMP) ## Generate an entity from its spec: make entity SPEC=backend/app/docs/specs/task.yaml
 	$(BIN)/python -m tools.generate $(SPEC)
+
+integration: $(DEV_STAMP) ## Write a new integration (client, fake, outbox, worker, tests): make integration NAME=email
+	$(BIN)/python -m tools.generate.integration $(NAME)
 
 docs: $(RUN_STAMP) ## Regenerate backend/app/docs/openapi.json and api.md from the app
 	$(BIN)/python -m backend.app.docs.generate

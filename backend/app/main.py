@@ -54,7 +54,7 @@ from backend.app.routers import (
     webhooks_stripe,
     webhooks_twilio,
 )
-from backend.app.worker import BackgroundWorker, SmsWorker
+from backend.app.worker import BackgroundWorker, create_worker
 
 logger = logging.getLogger("app")
 
@@ -100,22 +100,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.sms_sender = create_twilio_client(settings)
     app.state.checkout_provider = create_checkout_provider(settings)
     app.state.ehr_client = create_fhir_client(settings)
-    sms_worker: BackgroundWorker | None = None
+    worker: BackgroundWorker | None = None
     try:
         await _create_first_admin(app)
         if settings.run_worker_in_app:  # the SQLite default: `make run` sends texts too
-            sms_worker = BackgroundWorker(
-                SmsWorker(
-                    settings=settings,
-                    session_factory=app.state.session_factory,
-                    sender=app.state.sms_sender,
-                ),
+            worker = BackgroundWorker(
+                create_worker(settings, app.state.session_factory),
                 grace_seconds=2 * settings.sms_send_budget_seconds,
             )
         yield
     finally:
-        if sms_worker is not None:
-            await sms_worker.stop()
+        if worker is not None:
+            await worker.stop()
         await app.state.sms_sender.aclose()
         await app.state.checkout_provider.aclose()
         await app.state.ehr_client.aclose()
