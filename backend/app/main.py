@@ -15,7 +15,12 @@ from fastapi.staticfiles import StaticFiles
 
 from backend.app.core.audit_context import AuditContextMiddleware
 from backend.app.core.config import BillingProvider, Settings, get_settings
-from backend.app.core.database import create_engine, create_session_factory, unit_of_work
+from backend.app.core.database import (
+    create_engine,
+    create_read_session_factory,
+    create_session_factory,
+    unit_of_work,
+)
 from backend.app.core.deps import get_current_user, refuse_unknown_query_parameters
 from backend.app.core.error_handlers import document_shared_errors, register_error_handlers
 from backend.app.core.errors import (
@@ -33,7 +38,7 @@ from backend.app.core.middleware import (
 )
 from backend.app.core.observability import start_observability
 from backend.app.core.rate_limit import create_failure_counter
-from backend.app.core.security import PasswordHasher
+from backend.app.core.security import PasswordHasher, VerifiedTokens
 from backend.app.core.tracing import telemetry_config
 from backend.app.crud import users as crud_users
 from backend.app.integrations.fhir import create_fhir_client
@@ -91,6 +96,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     observability = start_observability(settings, engine, component="api")
     app.state.metrics_exposition = observability.exposition
     app.state.session_factory = create_session_factory(engine)
+    app.state.read_session_factory = create_read_session_factory(engine)
     app.state.password_hasher = PasswordHasher()
     app.state.login_failures = create_failure_counter(
         settings.redis_url,
@@ -166,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry=telemetry_config(settings),  # request spans when tracing, else off
     )
     app.state.settings = settings
+    app.state.verified_tokens = VerifiedTokens(settings)
     register_error_handlers(app)
     document_shared_errors(app, api_prefix=API_PREFIX)  # body errors, database_unavailable
     app.add_middleware(UnhandledErrorMiddleware)  # innermost: its 500 still gets CORS headers

@@ -10,22 +10,24 @@ through `owned_by`, and a handler that works on one record declares it as a para
 
 `visible_record` reads the id from the path, loads the record if the current user may see
 it, and answers 404 otherwise: another member's record is indistinguishable from a missing
-one, and no handler can forget the check.
+one, and no handler can forget the check. It reads the current user and the record in one
+statement (the user is needed anyway: a deactivated user is refused on every request), so
+a handler that also declares `user: CurrentUser` gets that user without another query.
 """
 
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
-from fastapi import Path
-from sqlalchemy import ColumnElement, inspect, select
+from fastapi import Path, Request
+from sqlalchemy import ColumnElement, Select, and_, bindparam, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from backend.app.core.db_errors import entity_label
-from backend.app.core.deps import CurrentUser, SessionDep
+from backend.app.core.deps import BearerToken, SessionDep, accept_user, authenticated_user_id
 from backend.app.core.errors import NotFoundError
 from backend.app.models.base import Base
-from backend.app.models.user import User
+from backend.app.models.user import User, UserRole
 from backend.app.schemas.fields import MAX_ID
 
 ModelT = TypeVar("ModelT", bound=Base)
@@ -101,19 +103,45 @@ def visible_record(
         An async dependency for `Annotated[Model, Depends(...)]`.
     """
     description = f"The {entity_label(model.__tablename__)}'s id."
+    statement = _user_and_visible_record(model, owner_column)
 
     async def load_visible_record(
         record_id: Annotated[int, Path(alias=path_param, ge=1, le=MAX_ID, description=description)],
-        user: CurrentUser,
+        request: Request,
         session: SessionDep,
+        token: BearerToken,
     ) -> ModelT:
         """Return the record, or raise NotFoundError (missing, or not the user's to see).
 
         Raises:
+            UnauthorizedError: no valid token, or its user is gone or inactive.
             NotFoundError: no such record, or it belongs to another member.
         """
-        return await load_visible(
-            session, model, record_id=record_id, user=user, owner_column=owner_column
-        )
+        user_id = authenticated_user_id(request, token)
+        params = {"user_id": user_id, "record_id": record_id}
+        row = (await session.execute(statement, params)).first()
+        user, record = (row[0], row[1]) if row is not None else (None, None)
+        accept_user(request, user)
+        if record is None:
+            label = entity_label(model.__tablename__).capitalize()
+            raise NotFoundError(f"{label} {record_id} was not found.")
+        return record
 
     return load_visible_record
+
+
+def _user_and_visible_record(
+    model: type[ModelT], owner_column: InstrumentedAttribute[int] | None
+) -> Select[User, ModelT]:
+    """One statement for the user and the record: the record's columns are NULL if unseen.
+
+    `users LEFT JOIN model ON model.id = :record_id AND (user is admin OR owns it)`.
+    """
+    id_column = inspect(model).primary_key[0]
+    owner = owner_column if owner_column is not None else getattr(model, "owner_id", None)
+    visible = [id_column == bindparam("record_id")]
+    if owner is not None:
+        visible.append(or_(User.role == UserRole.ADMIN, owner == User.id))
+    return (
+        select(User, model).outerjoin(model, and_(*visible)).where(User.id == bindparam("user_id"))
+    )

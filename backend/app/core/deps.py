@@ -19,7 +19,7 @@ from backend.app.core.config import Settings
 from backend.app.core.database import get_session
 from backend.app.core.errors import ForbiddenError, InvalidFieldError, UnauthorizedError
 from backend.app.core.rate_limit import FailureCounter
-from backend.app.core.security import PasswordHasher, decode_access_token
+from backend.app.core.security import PasswordHasher, VerifiedTokens
 from backend.app.integrations.fhir import EhrClient
 from backend.app.integrations.stripe import CheckoutProvider
 from backend.app.models.user import User
@@ -87,25 +87,48 @@ async def get_ehr_client(request: Request) -> EhrClient:
 EhrClientDep = Annotated[EhrClient, Depends(get_ehr_client)]
 
 
-async def get_current_user(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
-) -> User:
-    """Return the active user the bearer token belongs to.
+BearerToken = Annotated[str | None, Depends(oauth2_scheme)]
+
+
+def authenticated_user_id(request: Request, token: str | None) -> int:
+    """Return the user id of the request's bearer token (verified, unexpired).
 
     Raises:
-        UnauthorizedError: no token, a bad or expired one, or the user is gone or inactive.
+        UnauthorizedError: no token, or a bad or expired one.
     """
     if not token:
         raise UnauthorizedError("Not authenticated: send Authorization: Bearer <token>.")
-    user = await session.get(User, decode_access_token(token, settings))
+    verified_tokens: VerifiedTokens = request.app.state.verified_tokens
+    return verified_tokens.user_id(token)
+
+
+def accept_user(request: Request, user: User | None) -> User:
+    """Return `user` as the request's current user if it exists and is active.
+
+    Names the user in the access log line and as the audit trail's actor.
+
+    Raises:
+        UnauthorizedError: the token's user is gone or deactivated.
+    """
     if user is None or not user.is_active:
         raise UnauthorizedError
     request.state.user_id = user.id
     set_user(user.id)  # the audit trail's actor from here on
     return user
+
+
+async def get_current_user(request: Request, session: SessionDep, token: BearerToken) -> User:
+    """Return the active user the bearer token belongs to.
+
+    Read on every request (a deactivated user is refused at once); a record loaded with
+    `access.visible_record` earlier in the same request brought the user along, so this
+    finds it in the session without a second query.
+
+    Raises:
+        UnauthorizedError: no token, a bad or expired one, or the user is gone or inactive.
+    """
+    user = await session.get(User, authenticated_user_id(request, token))
+    return accept_user(request, user)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
