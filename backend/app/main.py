@@ -21,7 +21,11 @@ from backend.app.core.database import (
     create_session_factory,
     unit_of_work,
 )
-from backend.app.core.deps import get_current_user, refuse_unknown_query_parameters
+from backend.app.core.deps import (
+    check_routes_load_user,
+    refuse_unknown_query_parameters,
+    require_bearer_token,
+)
 from backend.app.core.error_handlers import document_shared_errors, register_error_handlers
 from backend.app.core.errors import (
     EmailTakenError,
@@ -217,7 +221,7 @@ def build_api_router() -> APIRouter:
     api.include_router(webhooks_stripe.router)  # authenticated by Stripe-Signature
 
     protected = APIRouter(
-        dependencies=[Depends(get_current_user)],
+        dependencies=[Depends(require_bearer_token)],
         responses=error_responses(UnauthorizedError),
     )
     protected.include_router(users.router)
@@ -226,6 +230,7 @@ def build_api_router() -> APIRouter:
     protected.include_router(payments.router)
     protected.include_router(lead_ehr.router)
     protected.include_router(audit_events.router)
+    check_routes_load_user(protected)  # each route reads its user: deactivation applies at once
     api.include_router(protected)
     return api
 

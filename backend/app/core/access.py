@@ -24,7 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from backend.app.core.db_errors import entity_label
-from backend.app.core.deps import BearerToken, SessionDep, accept_user, authenticated_user_id
+from backend.app.core.deps import (
+    BearerToken,
+    SessionDep,
+    accept_user,
+    authenticated_user_id,
+    loads_current_user,
+)
 from backend.app.core.errors import NotFoundError
 from backend.app.models.base import Base
 from backend.app.models.user import User, UserRole
@@ -105,6 +111,7 @@ def visible_record(
     description = f"The {entity_label(model.__tablename__)}'s id."
     statement = _user_and_visible_record(model, owner_column)
 
+    @loads_current_user
     async def load_visible_record(
         record_id: Annotated[int, Path(alias=path_param, ge=1, le=MAX_ID, description=description)],
         request: Request,

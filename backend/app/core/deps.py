@@ -7,10 +7,11 @@ on every request that uses it.
 """
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -27,6 +28,8 @@ from backend.app.models.user import User
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a URL, not a secret
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+DependencyT = TypeVar("DependencyT", bound=Callable[..., Awaitable[Any]])
+_USER_LOADERS: set[Callable[..., Awaitable[Any]]] = set()
 
 
 async def get_app_settings(request: Request) -> Settings:
@@ -117,6 +120,48 @@ def accept_user(request: Request, user: User | None) -> User:
     return user
 
 
+async def require_bearer_token(request: Request, token: BearerToken) -> None:
+    """Refuse a request without a valid, unexpired bearer token (401), before anything else.
+
+    The dependency of every protected route. It reads no row: the route's own `CurrentUser`,
+    `AdminUser` or `Visible<Entity>` reads the user (and refuses a deactivated one), so a
+    route that loads a record reads its user in the same statement. `check_routes_load_user`
+    refuses, at start-up, a protected route that declares none of them.
+
+    Raises:
+        UnauthorizedError: no token, or a bad or expired one.
+    """
+    authenticated_user_id(request, token)
+
+
+def loads_current_user(dependency: DependencyT) -> DependencyT:
+    """Mark `dependency` as one that reads and checks the current user (see `accept_user`)."""
+    _USER_LOADERS.add(dependency)
+    return dependency
+
+
+def check_routes_load_user(router: APIRouter) -> None:
+    """Refuse to start if a route of `router` would serve a deactivated user.
+
+    Raises:
+        RuntimeError: a route declares no `CurrentUser`, `AdminUser` or `Visible<Entity>`.
+    """
+    for route in router.routes:
+        if isinstance(route, APIRoute) and not _reads_user(route.dependant):
+            raise RuntimeError(
+                f"{route.name} ({route.path}) needs a bearer token but never reads its user, "
+                "so a deactivated user would pass: declare `user: CurrentUser` (or AdminUser, "
+                "or the record as Visible<Entity>)."
+            )
+
+
+def _reads_user(dependant: Dependant) -> bool:
+    if dependant.call in _USER_LOADERS:
+        return True
+    return any(_reads_user(sub) for sub in dependant.dependencies)
+
+
+@loads_current_user
 async def get_current_user(request: Request, session: SessionDep, token: BearerToken) -> User:
     """Return the active user the bearer token belongs to.
 
