@@ -13,7 +13,6 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from backend.app.core.audit_context import AuditContextMiddleware
 from backend.app.core.config import BillingProvider, Settings, get_settings
 from backend.app.core.database import (
     create_engine,
@@ -35,7 +34,6 @@ from backend.app.core.errors import (
 from backend.app.core.logging import configure_logging
 from backend.app.core.metrics import RequestMetrics
 from backend.app.core.middleware import (
-    BodySizeLimitMiddleware,
     JsonCORSMiddleware,
     RequestContextMiddleware,
     UnhandledErrorMiddleware,
@@ -179,20 +177,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.verified_tokens = VerifiedTokens(settings)
     register_error_handlers(app)
     document_shared_errors(app, api_prefix=API_PREFIX)  # body errors, database_unavailable
-    app.add_middleware(UnhandledErrorMiddleware)  # innermost: its 500 still gets CORS headers
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(
-        JsonCORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
-        expose_headers=["X-Request-ID", "Location", "Retry-After", "Idempotent-Replayed"],
-    )
-    app.add_middleware(AuditContextMiddleware)  # reads the request id set just outside it
-    hsts_max_age = settings.hsts_max_age_seconds if settings.is_production else None
+    if settings.cors_origins:  # inside the request layer, so its answers get the headers
+        app.add_middleware(UnhandledErrorMiddleware)  # its 500 still gets CORS headers
+        app.add_middleware(
+            JsonCORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Location", "Retry-After", "Idempotent-Replayed"],
+        )
     # Outermost: every response gets an id and the security headers, and is counted.
-    request_metrics = RequestMetrics() if settings.metrics_served else None
-    app.add_middleware(RequestContextMiddleware, hsts_max_age=hsts_max_age, metrics=request_metrics)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        hsts_max_age=settings.hsts_max_age_seconds if settings.is_production else None,
+        metrics=RequestMetrics() if settings.metrics_served else None,
+    )
 
     app.include_router(health.router)
     app.include_router(docs.router)
