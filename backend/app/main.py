@@ -220,18 +220,22 @@ def build_api_router() -> APIRouter:
     api.include_router(webhooks_twilio.router)  # authenticated by X-Twilio-Signature
     api.include_router(webhooks_stripe.router)  # authenticated by Stripe-Signature
 
-    protected = APIRouter(
-        dependencies=[Depends(require_bearer_token)],
-        responses=error_responses(UnauthorizedError),
-    )
-    protected.include_router(users.router)
-    protected.include_router(leads.router)
-    protected.include_router(messages.router)
-    protected.include_router(payments.router)
-    protected.include_router(lead_ehr.router)
-    protected.include_router(audit_events.router)
-    check_routes_load_user(protected)  # each route reads its user: deactivation applies at once
-    api.include_router(protected)
+    # Routes that need a bearer token, each router included at this level (one level of
+    # routing less per request than a router of routers).
+    for router in (
+        users.router,
+        leads.router,
+        messages.router,
+        payments.router,
+        lead_ehr.router,
+        audit_events.router,
+    ):
+        check_routes_load_user(router)  # each route reads its user: deactivation applies at once
+        api.include_router(
+            router,
+            dependencies=[Depends(require_bearer_token)],
+            responses=error_responses(UnauthorizedError),
+        )
     return api
 
 

@@ -202,6 +202,8 @@ async def refuse_unknown_query_parameters(request: Request) -> None:
     Raises:
         InvalidFieldError: a query parameter the operation does not take.
     """
+    if not request.scope.get("query_string"):
+        return
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None:
