@@ -13,7 +13,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.util import identity_key
 
 from backend.app.core.audit_context import set_actor, set_user
 from backend.app.core.config import Settings
@@ -28,6 +30,8 @@ from backend.app.models.user import User
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a URL, not a secret
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+# Built once: `session.get` builds its SELECT anew on every call.
+_USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
 DependencyT = TypeVar("DependencyT", bound=Callable[..., Awaitable[Any]])
 _USER_LOADERS: set[Callable[..., Awaitable[Any]]] = set()
 
@@ -172,7 +176,10 @@ async def get_current_user(request: Request, session: SessionDep, token: BearerT
     Raises:
         UnauthorizedError: no token, a bad or expired one, or the user is gone or inactive.
     """
-    user = await session.get(User, authenticated_user_id(request, token))
+    user_id = authenticated_user_id(request, token)
+    user = session.identity_map.get(identity_key(User, user_id))  # read with a record already
+    if user is None:
+        user = (await session.execute(_USER_BY_ID, {"user_id": user_id})).scalar_one_or_none()
     return accept_user(request, user)
 
 
