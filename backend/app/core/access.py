@@ -109,7 +109,7 @@ def visible_record(
         An async dependency for `Annotated[Model, Depends(...)]`.
     """
     description = f"The {entity_label(model.__tablename__)}'s id."
-    statement = _user_and_visible_record(model, owner_column)
+    statement = user_and_visible_record(model, owner_column)
 
     @loads_current_user
     async def load_visible_record(
@@ -125,9 +125,7 @@ def visible_record(
             NotFoundError: no such record, or it belongs to another member.
         """
         user_id = authenticated_user_id(request, token)
-        params = {"user_id": user_id, "record_id": record_id}
-        row = (await session.execute(statement, params)).first()
-        user, record = (row[0], row[1]) if row is not None else (None, None)
+        user, record = await load_user_and_record(session, statement, user_id, record_id)
         accept_user(request, user)
         if record is None:
             label = entity_label(model.__tablename__).capitalize()
@@ -137,12 +135,40 @@ def visible_record(
     return load_visible_record
 
 
-def _user_and_visible_record(
-    model: type[ModelT], owner_column: InstrumentedAttribute[int] | None
+async def load_user_and_record(
+    session: AsyncSession, statement: Select[User, ModelT], user_id: int, record_id: int
+) -> tuple[User | None, ModelT | None]:
+    """Run a `user_and_visible_record` statement: the user, and the record if they may see it.
+
+    Args:
+        session: the request's session.
+        statement: built once per model by `user_and_visible_record`.
+        user_id: the token's user.
+        record_id: the record's primary key.
+
+    Returns:
+        The user (None if gone) and the record (None if missing or not theirs to see).
+    """
+    params = {"user_id": user_id, "record_id": record_id}
+    row = (await session.execute(statement, params)).first()
+    return (row[0], row[1]) if row is not None else (None, None)
+
+
+def user_and_visible_record(
+    model: type[ModelT], owner_column: InstrumentedAttribute[int] | None = None
 ) -> Select[User, ModelT]:
     """One statement for the user and the record: the record's columns are NULL if unseen.
 
-    `users LEFT JOIN model ON model.id = :record_id AND (user is admin OR owns it)`.
+    `users LEFT JOIN model ON model.id = :record_id AND (user is admin OR owns it)`, with
+    `:user_id` and `:record_id` bound at each run (`load_user_and_record`).
+
+    Args:
+        model: the entity's model.
+        owner_column: the column naming the row's owner (default: `model.owner_id`; none:
+            shared by every user).
+
+    Returns:
+        The statement, to build once per model.
     """
     id_column = inspect(model).primary_key[0]
     owner = owner_column if owner_column is not None else getattr(model, "owner_id", None)

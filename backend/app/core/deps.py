@@ -176,11 +176,16 @@ async def get_current_user(request: Request, session: SessionDep, token: BearerT
     Raises:
         UnauthorizedError: no token, a bad or expired one, or the user is gone or inactive.
     """
-    user_id = authenticated_user_id(request, token)
+    user = await load_user(session, authenticated_user_id(request, token))
+    return accept_user(request, user)
+
+
+async def load_user(session: AsyncSession, user_id: int) -> User | None:
+    """Return the user with `user_id` (None if gone), read in this session at most once."""
     user = session.identity_map.get(identity_key(User, user_id))  # read with a record already
     if user is None:
         user = (await session.execute(_USER_BY_ID, {"user_id": user_id})).scalar_one_or_none()
-    return accept_user(request, user)
+    return user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
