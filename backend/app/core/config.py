@@ -71,8 +71,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     database_url: str = "sqlite+aiosqlite:///./data/app.db"
-    database_pool_size: int = Field(default=10, ge=1)
-    database_max_overflow: int = Field(default=10, ge=0)
+    # Kept open once opened; overflow connections are closed on return (a connect per use).
+    database_pool_size: int = Field(default=20, ge=1)
+    database_max_overflow: int = Field(default=0, ge=0)
     # Every wait on the database is bounded, so an outage or a stall answers 503 in seconds:
     database_connect_timeout_seconds: float = Field(default=5.0, gt=0)  # open a connection
     database_pool_timeout_seconds: float = Field(default=5.0, gt=0)  # wait for a free one
