@@ -41,13 +41,13 @@ def register_router(root: Path, plan: Plan, *, dry_run: bool = False) -> bool:
     path = root / MAIN
     source = path.read_text()
     plural = plan.names.plural
-    include = f"protected.include_router({plural}.router)"
+    include = f"include_protected(api, {plural}.router)"
     if include in source:
         return False
     source = _ROUTER_IMPORT.sub(
         lambda m: _with_names(m, "from backend.app.routers import (", ")", [plural]), source
     )
-    last = source.rfind("protected.include_router(")
+    last = source.rfind("    include_protected(api, ")
     end = source.index("\n", last)
     source = source[: end + 1] + f"    {include}\n" + source[end + 1 :]
     return _save(path, source, dry_run=dry_run)
@@ -70,7 +70,7 @@ def unregister_router(root: Path, plan: Plan) -> bool:
     path = root / MAIN
     source = path.read_text()
     plural = plan.names.plural
-    source = source.replace(f"    protected.include_router({plural}.router)\n", "")
+    source = source.replace(f"    include_protected(api, {plural}.router)\n", "")
     source = _ROUTER_IMPORT.sub(
         lambda m: _without_name(m, "from backend.app.routers import (", ")", plural), source
     )
