@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from backend.app.core.audit_context import acting_as, user_actor
 from backend.app.crud import messages as crud_messages
 from backend.app.crud import payments as crud_payments
 from backend.app.crud import users as crud_users
@@ -80,19 +81,23 @@ async def queue_text(
     about_user: int | None = None,
     daily_limit: int | None = None,
 ) -> Message:
-    """Queue a text to `phone` in one unit of work, about user `about_user` or no record."""
-    async with app.state.session_factory.begin() as session:
-        user = await session.get_one(User, sender.id)
-        about = await session.get_one(User, about_user) if about_user is not None else None
-        message: Message = await crud_messages.queue_text(
-            session,
-            to=phone,
-            body=body,
-            send_at=send_at,
-            about=about,
-            sender=user,
-            daily_limit=daily_limit or app.state.settings.sms_daily_limit,
-        )
+    """Queue a text to `phone` in one unit of work, about user `about_user` or no record.
+
+    The audit trail names `sender` as the actor, as in a request of theirs.
+    """
+    with acting_as(user_actor(sender.id)):
+        async with app.state.session_factory.begin() as session:
+            user = await session.get_one(User, sender.id)
+            about = await session.get_one(User, about_user) if about_user is not None else None
+            message: Message = await crud_messages.queue_text(
+                session,
+                to=phone,
+                body=body,
+                send_at=send_at,
+                about=about,
+                sender=user,
+                daily_limit=daily_limit or app.state.settings.sms_daily_limit,
+            )
     return message
 
 

@@ -20,10 +20,14 @@ TWILIO = FakeTwilio()  # signs with the test app's TWILIO_AUTH_TOKEN
 BEYOND_BIGINT = 2**63
 
 
+# example:lead start
 async def _lead_with_phone(client):
     owner = await make_member(client)
     lead = await make_lead(client, owner, phone="+14155550100")
     return owner, lead
+
+
+# example:lead end
 
 
 async def test_login_with_nul_in_the_email_is_422_without_a_token(client):
@@ -39,6 +43,7 @@ async def test_register_with_nul_in_the_name_is_422_without_a_token(client):
     assert error_locations(response) == [["body", "full_name"]]
 
 
+# example:lead start
 @pytest.mark.parametrize("q", ["\x00", "a\x00", "line\nbreak"])
 async def test_search_with_control_characters_is_422(client, q):
     owner = await make_member(client)
@@ -46,6 +51,10 @@ async def test_search_with_control_characters_is_422(client, q):
     assert error_locations(response) == [["query", "q"]]
 
 
+# example:lead end
+
+
+# example:lead start
 @pytest.mark.parametrize("field", ["name", "notes", "source"])
 async def test_lead_text_with_nul_is_422_on_create_and_patch(client, field):
     owner = await make_member(client)
@@ -60,6 +69,10 @@ async def test_lead_text_with_nul_is_422_on_create_and_patch(client, field):
     assert error_locations(patched) == [["body", field]]
 
 
+# example:lead end
+
+
+# example:lead start
 @pytest.mark.parametrize("field", ["name", "source"])
 @pytest.mark.parametrize("control", ["\n", "\t", "\x1b", "\x7f"])
 async def test_single_line_fields_refuse_control_characters(client, field, control):
@@ -70,6 +83,10 @@ async def test_single_line_fields_refuse_control_characters(client, field, contr
     assert error_locations(response) == [["body", field]]
 
 
+# example:lead end
+
+
+# example:lead start
 async def test_multi_line_notes_keep_newlines_and_tabs(client):
     owner = await make_member(client)
     notes = "Called twice.\n\tNo answer.\r\n"
@@ -77,6 +94,10 @@ async def test_multi_line_notes_keep_newlines_and_tabs(client):
     assert lead["notes"] == notes
 
 
+# example:lead end
+
+
+# example:lead start
 async def test_message_body_with_nul_is_422(client):
     owner, lead = await _lead_with_phone(client)
     response = await client.post(
@@ -85,6 +106,10 @@ async def test_message_body_with_nul_is_422(client):
     assert error_locations(response) == [["body", "body"]]
 
 
+# example:lead end
+
+
+# example:lead start
 async def test_payment_description_with_nul_is_422(client):
     owner, lead = await _lead_with_phone(client)
     body = {"amount": 500, "currency": "usd", "description": NUL}
@@ -92,6 +117,9 @@ async def test_payment_description_with_nul_is_422(client):
         f"/api/v1/leads/{lead['id']}/payments", json=body, headers=owner.headers
     )
     assert error_locations(response) == [["body", "description"]]
+
+
+# example:lead end
 
 
 async def test_user_full_name_with_nul_is_422_on_patch(client, app):
@@ -116,9 +144,12 @@ async def _list_paths(client, lead_id: int) -> list[str]:
 
 async def test_every_list_refuses_an_offset_beyond_64_bits(client, app):
     admin = await make_admin(app, client)
-    lead = await make_lead(client, admin)
-    paths = await _list_paths(client, lead["id"])
-    assert len(paths) >= 4
+    lead_id = 0
+    # example:lead start
+    lead_id = (await make_lead(client, admin))["id"]
+    # example:lead end
+    paths = await _list_paths(client, lead_id)
+    assert len(paths) >= 2
     for path in paths:
         response = await client.get(
             path, params={"offset": str(BEYOND_BIGINT)}, headers=admin.headers
@@ -131,6 +162,7 @@ async def test_every_list_refuses_an_offset_beyond_64_bits(client, app):
         assert largest.json()["items"] == []
 
 
+# example:lead start
 @pytest.mark.parametrize(
     "send_at",
     ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00", "+10000-01-01T00:00:00Z"],
@@ -145,6 +177,10 @@ async def test_send_at_beyond_the_range_of_a_utc_timestamp_is_422(client, send_a
     assert error_locations(response) == [["body", "send_at"]]
 
 
+# example:lead end
+
+
+# example:lead start
 async def test_send_at_is_returned_in_utc_whatever_offset_was_sent(client):
     owner, lead = await _lead_with_phone(client)
     in_two_days = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
@@ -160,6 +196,9 @@ async def test_send_at_is_returned_in_utc_whatever_offset_was_sent(client):
     assert datetime.fromisoformat(returned) == in_pacific
     listed = await client.get(f"/api/v1/leads/{lead['id']}/messages", headers=owner.headers)
     assert listed.json()["items"][0]["send_at"].endswith(("Z", "+00:00"))
+
+
+# example:lead end
 
 
 async def _twilio_post(client, path, params, query=""):
@@ -264,14 +303,18 @@ async def test_openapi_states_the_text_rules_as_patterns(client):
         return None
 
     for model, field in [
+        # example:lead start
         ("LeadCreate", "name"),
         ("LeadCreate", "notes"),
         ("LeadUpdate", "source"),
         ("MessageCreate", "body"),
         ("PaymentCreate", "description"),
+        # example:lead end
         ("UserRegister", "full_name"),
         ("LoginForm", "username"),
     ]:
         assert pattern_of(schemas[model]["properties"][field]), (model, field)
+    # example:lead start
     [q] = [p for p in spec["paths"]["/api/v1/leads"]["get"]["parameters"] if p["name"] == "q"]
     assert pattern_of(q["schema"])
+    # example:lead end
