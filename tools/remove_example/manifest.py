@@ -46,6 +46,8 @@ FILES = [
     "tests/e2e/test_ehr_serve.py",
     "tests/e2e/test_fake_checkout_browser.py",
     "tests/generate/test_lead_spec.py",
+    # The conformance checker's deliberately broken router is built on the lead slice.
+    "tests/conform/broken_router.py",
     # The benchmark drives lead CRUD (the worker's benchmark, bench_worker.py, stays).
     "tests/bench/run.py",
     "tests/bench/harness.py",
