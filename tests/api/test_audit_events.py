@@ -103,6 +103,8 @@ async def test_a_lead_created_updated_and_deleted_leaves_one_row_each(client, ap
         assert row["client_ip"] == "127.0.0.1"
         assert row["occurred_at"].endswith(("Z", "+00:00"))
     assert await rows_of_request(app, unchanged.headers["x-request-id"]) == []
+
+
 async def test_a_request_that_fails_after_its_flush_leaves_no_row(
     stripe_client, stripe_fake, stripe_app
 ):
@@ -116,6 +118,8 @@ async def test_a_request_that_fails_after_its_flush_leaves_no_row(
     )
     assert_error(response, 502, "integration_error")  # the payment was flushed, then undone
     assert await rows_of_request(stripe_app, response.headers["x-request-id"]) == []
+
+
 async def test_a_payment_paid_by_the_stripe_webhook_is_recorded_as_the_webhook(
     stripe_client, stripe_fake, stripe_app
 ):

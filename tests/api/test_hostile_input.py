@@ -49,6 +49,8 @@ async def test_search_with_control_characters_is_422(client, q):
     owner = await make_member(client)
     response = await client.get("/api/v1/leads", params={"q": q}, headers=owner.headers)
     assert error_locations(response) == [["query", "q"]]
+
+
 @pytest.mark.parametrize("field", ["name", "notes", "source"])
 async def test_lead_text_with_nul_is_422_on_create_and_patch(client, field):
     owner = await make_member(client)
@@ -61,6 +63,8 @@ async def test_lead_text_with_nul_is_422_on_create_and_patch(client, field):
         f"/api/v1/leads/{lead['id']}", json={field: NUL}, headers=owner.headers
     )
     assert error_locations(patched) == [["body", field]]
+
+
 @pytest.mark.parametrize("field", ["name", "source"])
 @pytest.mark.parametrize("control", ["\n", "\t", "\x1b", "\x7f"])
 async def test_single_line_fields_refuse_control_characters(client, field, control):
@@ -69,17 +73,23 @@ async def test_single_line_fields_refuse_control_characters(client, field, contr
         "/api/v1/leads", json={"name": "Ada", field: f"x{control}y"}, headers=owner.headers
     )
     assert error_locations(response) == [["body", field]]
+
+
 async def test_multi_line_notes_keep_newlines_and_tabs(client):
     owner = await make_member(client)
     notes = "Called twice.\n\tNo answer.\r\n"
     lead = await make_lead(client, owner, notes=notes)
     assert lead["notes"] == notes
+
+
 async def test_message_body_with_nul_is_422(client):
     owner, lead = await _lead_with_phone(client)
     response = await client.post(
         f"/api/v1/leads/{lead['id']}/messages", json={"body": NUL}, headers=owner.headers
     )
     assert error_locations(response) == [["body", "body"]]
+
+
 async def test_payment_description_with_nul_is_422(client):
     owner, lead = await _lead_with_phone(client)
     body = {"amount": 500, "currency": "usd", "description": NUL}
@@ -145,6 +155,8 @@ async def test_send_at_beyond_the_range_of_a_utc_timestamp_is_422(client, send_a
         headers=owner.headers,
     )
     assert error_locations(response) == [["body", "send_at"]]
+
+
 async def test_send_at_is_returned_in_utc_whatever_offset_was_sent(client):
     owner, lead = await _lead_with_phone(client)
     in_two_days = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)

@@ -104,6 +104,8 @@ async def seed_member(dsn: str, *, hashed_password: str, leads: int) -> tuple[in
     finally:
         await conn.close()
     return member_id, first, last
+
+
 async def seed_other_owners(dsn: str, *, leads: int, spread_seconds: int) -> None:
     """Insert `OTHER_OWNERS` users and `leads` leads spread over them, then ANALYZE."""
     conn = await asyncpg.connect(dsn, timeout=10)
@@ -114,6 +116,8 @@ async def seed_other_owners(dsn: str, *, leads: int, spread_seconds: int) -> Non
         await conn.execute("VACUUM ANALYZE leads", timeout=600)
     finally:
         await conn.close()
+
+
 async def reset_leads(dsn: str, *, last_seeded_id: int) -> None:
     """Delete the leads the create phase added and vacuum what the update phase left."""
     conn = await asyncpg.connect(dsn, timeout=10)

@@ -58,6 +58,8 @@ def problems() -> list[Problem]:
     api.include_router(protected)
     app.include_router(api)
     return sorted(set(check_app(Project(ROOT), app, Base)))
+
+
 def marked() -> list[tuple[int, str]]:
     """(line, rule) for each rule named in a `# expect: rule [rule...]` comment."""
     lines = (ROOT / BROKEN).read_text().splitlines()
@@ -83,9 +85,13 @@ def test_each_marked_line_of_the_broken_router_is_reported(problems):
     expected = marked()
     assert len(expected) >= 14
     assert [mark for mark in expected if mark not in reported] == []
+
+
 def test_nothing_else_in_the_broken_router_is_reported(problems):
     expected = set(marked())
     assert [p for p in problems if p.file == BROKEN and (p.line, p.rule) not in expected] == []
+
+
 def test_the_only_problem_outside_the_broken_router_is_the_missing_index(problems):
     elsewhere = [p for p in problems if p.file != BROKEN]
     assert [(p.file, p.line, p.rule) for p in elsewhere] == [
@@ -93,6 +99,8 @@ def test_the_only_problem_outside_the_broken_router_is_the_missing_index(problem
     ]
     assert "(source, id)" in elsewhere[0].message
     assert 'Index("ix_leads_source_id", "source", "id")' in elsewhere[0].fix
+
+
 def test_an_undocumented_error_is_named_with_where_it_is_raised(problems):
     messages = [p.message for p in problems if p.rule == "error-documented"]
     assert len(messages) == 5
@@ -107,6 +115,8 @@ def test_an_undocumented_error_is_named_with_where_it_is_raised(problems):
     assert any(through_a_parameter in m for m in messages)
     through_a_dependency_factory = "(read_visible) can raise NotFoundError (404"
     assert any(through_a_dependency_factory in m for m in messages)
+
+
 def test_a_sort_value_that_is_no_column_is_named(problems):
     [problem] = [p for p in problems if p.rule == "list-sort"]
     assert "'-nickname' is not a column of Lead" in problem.message

@@ -31,6 +31,8 @@ async def _leads(app, owner_id: int, *names: str) -> list[int]:
         session.add_all(leads)
         await session.flush()
         return [lead.id for lead in leads]
+
+
 # example:lead end
 
 
@@ -71,6 +73,8 @@ async def test_a_flush_rolled_back_leaves_no_row(client, app):
         await session.rollback()
         await session.commit()  # the session lives on; the dropped rows must not come back
     assert await _rows(app) == []
+
+
 # example:lead end
 
 
@@ -87,6 +91,8 @@ async def test_a_rolled_back_savepoint_drops_only_its_rows(client, app):
         await savepoint.rollback()
     [row] = await _rows(app)
     assert (row.action, row.entity_id, row.actor) == ("create", kept.id, "system")
+
+
 # example:lead end
 
 
@@ -107,6 +113,8 @@ async def test_a_transactions_rows_go_in_one_insert_at_commit(client, app):
     notes = rows[2].changes["notes"]["new"]
     assert len(notes) == MAX_TEXT_LENGTH
     assert notes.endswith("…")
+
+
 # example:lead end
 
 
@@ -144,6 +152,8 @@ async def test_bulk_updates_record_each_row_they_change(client, app):
         (ids[1], {"notes": {"old": None, "new": "n1"}}),
         (ids[2], {"notes": {"old": None, "new": "n2"}}),
     ]
+
+
 # example:lead end
 
 
@@ -160,6 +170,8 @@ async def test_a_bulk_delete_records_what_each_row_held(client, app):
         "name": {"old": "B", "new": None},
         "status": {"old": "new", "new": None},
     }
+
+
 # example:lead end
 
 
@@ -184,6 +196,8 @@ async def test_bookkeeping_changes_cost_no_statement_and_no_row(client, app):
     assert len(log) == 1  # the UPDATE alone: no read before or after, no audit INSERT
     assert await _rows(app, "sms_usage") == []
     assert [row.action for row in await _rows(app, "message")] == ["create"]
+
+
 # example:lead end
 
 

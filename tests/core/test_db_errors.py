@@ -67,9 +67,7 @@ async def test_deleting_a_row_still_referred_to_raises_the_declared_error(
         Column("id", Integer, primary_key=True),
         Column(
             "parent_id",
-            ForeignKey(
-                "parents.id", ondelete="RESTRICT", info={"referenced": HasPaymentsError}
-            ),
+            ForeignKey("parents.id", ondelete="RESTRICT", info={"referenced": HasPaymentsError}),
         ),
     )
     engine = create_engine(make_settings(empty_database_url))
