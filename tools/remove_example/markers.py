@@ -17,7 +17,17 @@ END = re.compile(_COMMENT.format(word="end"))
 
 TEXT_SUFFIXES = {".py", ".md", ".toml", ".txt", ".yaml", ".yml", ".lua", ".cfg", ".ini", ".sh"}
 TEXT_NAMES = {"Makefile", "Dockerfile", ".env.example"}
-SKIPPED_DIRS = {".git", ".venv", "node_modules", "static", "data", "__pycache__"}
+SKIPPED_DIRS = {
+    ".git",
+    ".venv",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    "node_modules",
+    "static",
+    "data",
+    "__pycache__",
+}
 
 
 class MarkerError(ValueError):

@@ -11,6 +11,7 @@ the API baseline without the lead routes.
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -113,15 +114,12 @@ def _forget_generated(root: Path, entity: str) -> bool:
 
 
 def _remove_empty_folders(root: Path, deleted: set[Path]) -> None:
-    """Remove folders the deletions emptied (and their caches)."""
+    """Remove the folders the deletions emptied (their bytecode caches do not count)."""
     for folder in sorted({path.parent for path in deleted}, key=lambda p: -len(p.parts)):
-        cache = folder / "__pycache__"
-        leftovers = [p for p in folder.iterdir() if p != cache] if folder.is_dir() else [1]
-        if not leftovers and folder != root:
-            for cached in cache.glob("*") if cache.is_dir() else []:
-                cached.unlink()
-            if cache.is_dir():
-                cache.rmdir()
+        if folder == root or not folder.is_dir():
+            continue
+        shutil.rmtree(folder / "__pycache__", ignore_errors=True)
+        if not any(folder.iterdir()):
             folder.rmdir()
 
 
