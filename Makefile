@@ -10,7 +10,7 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check 
 .PHONY: entity integration help run worker test lint format typecheck conform migrate create-admin docs api-check api-baseline bench clean
 
 help: ## List the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,8 +71,16 @@ bench: $(DEV_STAMP) ## Benchmark on PostgreSQL against two yardsticks (~5 min; R
 	@command -v wrk >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; \
 		else sudo -n apt-get update -qq && sudo -n apt-get install -y -qq wrk; fi; }
+# example:lead start
 	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
+# example:lead end
 	$(BIN)/python -m tests.bench.bench_worker
+
+# example:lead start
+.PHONY: remove-example
+remove-example: $(DEV_STAMP) ## Remove the worked example, the leads (backend_overview.md)
+	$(BIN)/python -m tools.remove_example
+# example:lead end
 
 clean: ## Remove the virtual environment and caches (keeps data/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

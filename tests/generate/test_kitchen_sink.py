@@ -24,7 +24,9 @@ TESTS = [
     "tests/api/test_query_budget.py",
     "tests/docs",
     "tests/migrations",
+    # example:lead start
     "tests/generate/test_lead_spec.py",
+    # example:lead end
 ]
 
 
