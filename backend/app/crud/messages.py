@@ -3,7 +3,7 @@
 Functions never commit: the request's unit of work does. Queuing a text only writes rows
 (the message is the outbox entry); the worker sends it (`crud/outbox.py`). A text is about a
 record of any entity, or none (`core/subjects.py`); an entity wraps these functions with its
-own rules (see `crud/leads.py::text_lead`).
+own rules (see `crud/lead_actions.py::text_lead`).
 
 Opt-outs are kept per phone number (`sms_opt_outs`), as the provider keeps them: a STOP from
 a number stops every text to it, whatever record it is about.
