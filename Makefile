@@ -1,4 +1,5 @@
-# The two commands of the quick start are `make run` and `make test`; the rest are helpers.
+# The quick start is `make run`; while working, `make check` (fast, one verdict line) and,
+# before you hand over, `make test` (everything, what CI runs). The rest are helpers.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,10 +8,14 @@ DEV_STAMP := $(VENV)/.installed-dev
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
 .DEFAULT_GOAL := help
-.PHONY: entity help run worker test lint format typecheck conform migrate create-admin docs api-check api-baseline bench clean
+.PHONY: entity help install run worker check test lint format typecheck conform migrate migration create-admin docs api-check api-baseline bench clean
+# pytest-xdist workers for `make test` (the machine's cores by default).
+TEST_WORKERS ?= auto
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+install: $(DEV_STAMP) ## Create .venv and install the app with its dev tools (the others do it too)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +34,11 @@ run: $(RUN_STAMP) ## Migrate and serve on HOST:PORT (default 127.0.0.1:8000, SQL
 worker: $(RUN_STAMP) ## Run the SMS worker (sends queued texts; run several on PostgreSQL)
 	$(BIN)/python -m backend.app.worker
 
-test: $(DEV_STAMP) lint typecheck conform ## Lint, format check, types, conformance, then the whole suite
-	$(BIN)/pytest
+check: $(DEV_STAMP) ## Fast loop: lint, types, conform, drift, SQLite tests (not slow); one verdict
+	$(BIN)/python -m tools.check
+
+test: $(DEV_STAMP) lint typecheck conform ## Lint, types, conform, then every test on SQLite and PostgreSQL (CI)
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: $(DEV_STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .
@@ -54,6 +62,9 @@ create-admin: $(RUN_STAMP) ## Create an admin: make create-admin EMAIL=you@examp
 
 entity: $(DEV_STAMP) ## Generate an entity from its spec: make entity SPEC=backend/app/docs/specs/task.yaml
 	$(BIN)/python -m tools.generate $(SPEC)
+
+migration: $(DEV_STAMP) ## New Alembic revision from the models: make migration MSG="tasks: done flag"
+	$(BIN)/python -m tools.migration new "$(MSG)"
 
 docs: $(RUN_STAMP) ## Regenerate backend/app/docs/openapi.json and api.md from the app
 	$(BIN)/python -m backend.app.docs.generate
