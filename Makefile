@@ -39,7 +39,7 @@ worker: $(RUN_STAMP) ## Run the SMS worker (sends queued texts; run several on P
 	$(BIN)/python -m backend.app.worker
 
 check: $(DEV_STAMP) ## Fast loop: lint, types, conform, drift, SQLite tests (not slow); one verdict
-	$(BIN)/python -m tools.check
+	@$(BIN)/python -m tools.check $(CHECK_ARGS)
 
 test: $(DEV_STAMP) lint typecheck conform ## Lint, types, conform, then every test on SQLite and PostgreSQL (CI)
 	$(BIN)/pytest -n $(TEST_WORKERS)
@@ -68,7 +68,7 @@ entity: $(DEV_STAMP) ## Generate an entity from its spec: make entity SPEC=backe
 	$(BIN)/python -m tools.generate $(SPEC)
 
 migration: $(DEV_STAMP) ## New Alembic revision from the models: make migration MSG="tasks: done flag"
-	$(BIN)/python -m tools.migration new "$(MSG)"
+	$(BIN)/python -m tools.migration new "$(MSG)" $(MIGRATION_ARGS)
 
 docs: $(RUN_STAMP) ## Regenerate backend/app/docs/openapi.json and api.md from the app
 	$(BIN)/python -m backend.app.docs.generate

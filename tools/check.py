@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     tests = suite_check(args.workers, args.pytest_args)
+    print(f"make check: lint, types, conform, drift; tests on SQLite ({args.workers} workers)")
+    sys.stdout.flush()
     with ThreadPoolExecutor(max_workers=2) as pool:
         test_run: Future[Result] = pool.submit(run, tests)
         results: list[Result] = []
