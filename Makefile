@@ -12,7 +12,7 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check 
 unexport PYTHONDONTWRITEBYTECODE
 
 .DEFAULT_GOAL := help
-.PHONY: entity help install run worker check test lint format typecheck conform migrate migration create-admin docs api-check api-baseline bench clean
+.PHONY: entity integration help install run worker check test lint format typecheck conform migrate migration create-admin docs api-check api-baseline bench clean
 # pytest-xdist workers for `make test` (the machine's cores by default).
 TEST_WORKERS ?= auto
 
@@ -35,7 +35,7 @@ $(DEV_STAMP): pyproject.toml constraints.txt | $(BIN)/python
 run: $(RUN_STAMP) ## Migrate and serve on HOST:PORT (default 127.0.0.1:8000, SQLite in data/)
 	$(BIN)/python -m backend.app.cli serve
 
-worker: $(RUN_STAMP) ## Run the SMS worker (sends queued texts; run several on PostgreSQL)
+worker: $(RUN_STAMP) ## Run the worker: every registered delivery, SMS first (run several on PostgreSQL)
 	$(BIN)/python -m backend.app.worker
 
 check: $(DEV_STAMP) ## Fast loop: lint, types, conform, drift, SQLite tests (not slow); one verdict
@@ -66,6 +66,9 @@ create-admin: $(RUN_STAMP) ## Create an admin: make create-admin EMAIL=you@examp
 
 entity: $(DEV_STAMP) ## Generate an entity from its spec: make entity SPEC=backend/app/docs/specs/task.yaml
 	$(BIN)/python -m tools.generate $(SPEC)
+
+integration: $(DEV_STAMP) ## Write a new integration (client, fake, outbox, worker, tests): make integration NAME=email
+	$(BIN)/python -m tools.generate.integration $(NAME)
 
 migration: $(DEV_STAMP) ## New Alembic revision from the models: make migration MSG="tasks: done flag"
 	$(BIN)/python -m tools.migration new "$(MSG)" $(MIGRATION_ARGS)

@@ -110,3 +110,11 @@ def test_compose_runs_several_api_processes_that_add_up_their_metrics() -> None:
     assert int(api["WEB_CONCURRENCY"].removeprefix("${WEB_CONCURRENCY:-").rstrip("}")) > 1
     assert api["PROMETHEUS_MULTIPROC_DIR"]
     assert "PROMETHEUS_MULTIPROC_DIR" not in app_services()["worker"]["environment"]
+
+
+def test_security_md_names_only_tests_and_settings_that_exist() -> None:
+    text = (ROOT / "SECURITY.md").read_text()
+    for path in set(re.findall(r"`(tests/[\w/]+\.py)`", text)):
+        assert (ROOT / path).is_file(), f"SECURITY.md names a missing test file: {path}"
+    for name in set(re.findall(r"`([A-Z][A-Z0-9_]{2,})`", text)):
+        assert name in settings_variables(), f"SECURITY.md names an unknown setting: {name}"

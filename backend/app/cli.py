@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=None, help="API processes (default: WEB_CONCURRENCY)"
     )
     sub.add_parser("migrate", help="upgrade the database to the latest revision")
-    sub.add_parser("worker", help="run the SMS worker (sends queued texts) until SIGTERM")
+    sub.add_parser("worker", help="run the worker (sends queued texts etc.) until SIGTERM")
     admin_cmd = sub.add_parser("create-admin", help="create an admin user")
     admin_cmd.add_argument("--email", required=True)
     admin_cmd.add_argument("--password", help="prompted for when omitted")

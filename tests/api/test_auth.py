@@ -8,7 +8,7 @@ import pytest
 from backend.app.core.security import JWT_ALGORITHM, create_access_token
 from tests.assertions import assert_error, error_locations
 from tests.conftest import client_for, make_settings, running_app
-from tests.factories import PASSWORD, make_admin, make_member, unique_email
+from tests.factories import PASSWORD, make_admin, make_lead, make_member, unique_email
 
 USER_KEYS = {"id", "email", "full_name", "role", "is_active", "created_at"}
 
@@ -218,3 +218,29 @@ async def test_a_deactivated_user_cannot_log_in(app, client):
     )
     response = await request_token(client, member.email)
     assert_error(response, 401, "invalid_credentials")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/users/me"),
+        ("GET", "/api/v1/leads"),
+        ("GET", "/api/v1/leads/{lead_id}"),  # user and lead read in one statement
+        ("PATCH", "/api/v1/leads/{lead_id}"),
+        ("DELETE", "/api/v1/leads/{lead_id}"),
+        ("GET", "/api/v1/leads/{lead_id}/messages"),
+    ],
+)
+async def test_a_deactivated_users_token_is_refused_at_once_on_every_kind_of_route(
+    app, client, method, path
+):
+    admin = await make_admin(app, client)
+    member = await make_member(client)
+    lead = await make_lead(client, member)
+    url = path.format(lead_id=lead["id"])
+    assert (await client.request(method, url, headers=member.headers, json={})).status_code < 400
+    await client.patch(
+        f"/api/v1/users/{member.id}", json={"is_active": False}, headers=admin.headers
+    )
+    response = await client.request(method, url, headers=member.headers, json={})
+    assert_error(response, 401, "unauthorized")

@@ -172,7 +172,7 @@ async def update_lead(request: Request) -> Response:
 @asynccontextmanager
 async def lifespan(_app: Starlette) -> AsyncIterator[None]:
     global pool
-    # The same ceiling as the app's default pool: 10 kept open plus 10 overflow.
+    # The same ceiling as the app's default pool: at most 20, kept open once opened.
     pool = await asyncpg.create_pool(DATABASE_URL, min_size=10, max_size=20)
     try:
         yield

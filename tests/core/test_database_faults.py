@@ -29,7 +29,7 @@ from backend.app.cli import migrate
 from backend.app.core.database import create_engine, is_database_unavailable
 from backend.app.main import create_app
 from backend.app.models import Message
-from backend.app.worker import SmsWorker
+from backend.app.worker import SmsWorker, Worker
 from tests.assertions import assert_error
 from tests.conftest import (
     POSTGRES_ADMIN_URL,
@@ -200,10 +200,15 @@ async def test_worker_survives_an_outage_and_a_stall_then_sends(
 ) -> None:
     owner = await make_member(http)
     lead = await make_lead(http, owner, phone=PHONE)
-    worker = SmsWorker(
+    sms = SmsWorker(
         settings=proxied_app.state.settings,
         session_factory=proxied_app.state.session_factory,
         sender=proxied_app.state.sms_sender,
+    )
+    worker = Worker(
+        settings=proxied_app.state.settings,
+        session_factory=proxied_app.state.session_factory,
+        deliveries=[sms],
     )
     records = _Records()
     logging.getLogger("app.worker").addHandler(records)
@@ -211,7 +216,7 @@ async def test_worker_survives_an_outage_and_a_stall_then_sends(
     task = asyncio.create_task(worker.run(stop))
 
     def rounds_failed() -> int:
-        return records.messages.count("sms worker round failed")
+        return records.messages.count("worker round failed")
 
     try:
         await asyncio.sleep(0.5)  # a few idle rounds: its pooled connection is in use

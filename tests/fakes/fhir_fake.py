@@ -18,6 +18,7 @@ behind the client's back: its ETag goes stale), `delete`, `revoke_tokens`. A req
 a reset, like the Twilio and Stripe stand-ins.
 """
 
+import argparse
 import asyncio
 import json
 import secrets
@@ -29,13 +30,20 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.fakes.serving import serve_in_thread
-from tests.fakes.smart_fake import ClientKey, Refusal, smart_configuration, verify_token_request
+from tests.fakes.smart_fake import (
+    ClientKey,
+    Refusal,
+    new_key,
+    smart_configuration,
+    verify_token_request,
+)
 
 CLIENT_ID = "lead-tracker-test-client"
 STATIC_TOKEN = "static-fhir-token-0123456789abcdef"
@@ -481,3 +489,27 @@ def running_fake(fake: FakeFhir | None = None) -> Iterator[FakeFhir]:
     with serve_in_thread(fake.app(), "FHIR") as base_url:
         fake.base_url = base_url
         yield fake
+
+
+def main() -> None:
+    """Serve the stand-in on a port, with a fresh client key written where the app reads it.
+
+    Prints the settings that point `make run` at it (SMART Backend Services with that key).
+    """
+    parser = argparse.ArgumentParser(description="Serve the FHIR R4 + SMART stand-in.")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--key-out", required=True, help="where to write the client's PEM")
+    parser.add_argument("--algorithm", choices=["RS384", "ES384"], default="ES384")
+    args = parser.parse_args()
+    key = new_key("stand-in-key", args.algorithm)
+    with open(args.key_out, "w", encoding="utf-8") as pem:
+        pem.write(key.private_pem)
+    fake = FakeFhir(keys={key.kid: key}, base_url=f"http://127.0.0.1:{args.port}")
+    print(f"EHR_PROVIDER=fhir FHIR_BASE_URL={fake.fhir_base} FHIR_CLIENT_ID={fake.client_id}")
+    print(f"FHIR_PRIVATE_KEY_PATH={args.key_out} FHIR_KEY_ID={key.kid}")
+    print(f"FHIR_SIGNING_ALGORITHM={key.algorithm}", flush=True)
+    uvicorn.run(fake.app(), host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

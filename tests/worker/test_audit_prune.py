@@ -5,10 +5,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from backend.app.integrations.twilio import ConsoleSmsSender
 from backend.app.models import AuditEvent
 from backend.app.models.base import utcnow
-from backend.app.worker import SmsWorker
+from backend.app.worker import Worker
 from tests.conftest import make_settings
 
 
@@ -23,9 +22,7 @@ async def test_prune_deletes_audit_events_past_the_retention(
             for at in (now - timedelta(days=31), now - timedelta(days=29))
         )
     settings = make_settings(database_url, audit_retention_days=retention_days)
-    worker = SmsWorker(
-        settings=settings, session_factory=app.state.session_factory, sender=ConsoleSmsSender()
-    )
+    worker = Worker(settings=settings, session_factory=app.state.session_factory, deliveries=[])
 
     await worker.prune_if_due()
 

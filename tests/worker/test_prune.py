@@ -4,12 +4,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from backend.app.integrations.twilio import create_twilio_client
 from backend.app.models.base import utcnow
 from backend.app.models.idempotency_key import IdempotencyKey
 from backend.app.models.sms_usage import SmsUsage
 from backend.app.models.stripe_event import StripeEvent
-from backend.app.worker import SmsWorker
+from backend.app.worker import Worker
 from tests.factories import make_member
 
 
@@ -42,11 +41,7 @@ async def test_prune_removes_expired_keys_events_and_quota_entries_only(client, 
             ]
         )
     settings = app.state.settings
-    worker = SmsWorker(
-        settings=settings,
-        session_factory=app.state.session_factory,
-        sender=create_twilio_client(settings),
-    )
+    worker = Worker(settings=settings, session_factory=app.state.session_factory, deliveries=[])
 
     await worker.prune_if_due()
 

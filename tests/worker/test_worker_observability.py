@@ -12,7 +12,7 @@ from backend.app.core.error_reporting import start_error_reporting, stop_error_r
 from backend.app.core.metrics import serve_worker_metrics
 from backend.app.core.tracing import current_trace_context, start_tracing
 from backend.app.models import Message
-from backend.app.worker import SmsWorker
+from backend.app.worker import SmsWorker, Worker
 from tests.conftest import client_for, running_app
 from tests.factories import make_lead, make_member
 from tests.fakes.sentry_fake import running_sentry
@@ -41,6 +41,14 @@ async def _queue(client, owner, lead, body="Hello", **extra):
 def _worker(app, settings) -> SmsWorker:
     return SmsWorker(
         settings=settings, session_factory=app.state.session_factory, sender=twilio_client(settings)
+    )
+
+
+def _loop(app, settings) -> Worker:
+    """The worker loop with the SMS delivery alone."""
+    deliveries = [_worker(app, settings)]
+    return Worker(
+        settings=settings, session_factory=app.state.session_factory, deliveries=deliveries
     )
 
 
@@ -87,10 +95,10 @@ async def test_the_outbox_depth_is_published_by_status(client, app, twilio_fake,
     for body in ("one", "two"):
         await _queue(client, owner, lead, body)
     settings = twilio_settings(twilio_fake, database_url)
-    await _worker(app, settings).publish_outbox_depth_if_due()
+    await _loop(app, settings).publish_outbox_depth_if_due()
     waiting = reading()
     await _worker(app, settings).run_once()
-    await _worker(app, settings).publish_outbox_depth_if_due()
+    await _loop(app, settings).publish_outbox_depth_if_due()
     drained = reading()
     depth = "sms_outbox_messages"
     assert [value(waiting, depth, status=s) for s in ("scheduled", "queued", "sending")] == [
@@ -130,7 +138,7 @@ async def test_an_error_that_ends_the_loop_is_reported_to_sentry(
         try:
             stop = asyncio.Event()
             with pytest.raises(KeyError):
-                await _worker(app, settings).run(stop)
+                await _loop(app, settings).run(stop)
         finally:
             stop_error_reporting()
         [event] = sentry.events()

@@ -1,11 +1,11 @@
 """Who is acting, for the audit trail: set once per request (or per process), read by the hooks.
 
-A `ContextVar` holds the current `AuditContext`. `AuditContextMiddleware` starts one for
-each HTTP request (actor `anonymous`, the request id and the client address);
-`deps.get_current_user` names the user (`user:<id>`); the webhook routers name their
-provider (`webhook:twilio`). Outside a request the actor is `system` (start-up) unless the
-code says otherwise: the CLI runs `with acting_as(CLI)`, and the worker's sessions carry
-`worker` themselves (`core.audit.sessions_acting_as`).
+A `ContextVar` holds the current `AuditContext`. `start_request_context` (called by
+`core.middleware`) starts one for each HTTP request (actor `anonymous`, the request id and
+the client address); `deps.accept_user` names the user (`user:<id>`); the webhook routers
+name their provider (`webhook:twilio`). Outside a request the actor is `system`
+(start-up) unless the code says otherwise: the CLI runs `with acting_as(CLI)`, and the
+worker's sessions carry `worker` themselves (`core.audit.sessions_acting_as`).
 
 Asyncio tasks copy the context when they start and greenlets (SQLAlchemy's async bridge)
 share it, so the hooks that run inside a flush see the request's values.
@@ -13,10 +13,9 @@ share it, so the hooks that run inside a flush see the request's values.
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, replace
-
-from starlette.types import ASGIApp, Receive, Scope, Send
+from typing import Any
 
 ANONYMOUS = "anonymous"
 SYSTEM = "system"
@@ -79,30 +78,17 @@ def acting_as(actor: str) -> Iterator[AuditContext]:
         _current.reset(token)
 
 
-class AuditContextMiddleware:
-    """Start each HTTP request's audit context: `anonymous`, its request id and client address.
+def start_request_context(request_id: str, client: tuple[str, int] | None) -> Token[Any]:
+    """Start an HTTP request's audit context: `anonymous`, its request id and client address.
 
-    Installed just inside `RequestContextMiddleware`, which sets `scope["state"]["request_id"]`.
-    The client address is the one uvicorn reports (the proxy's `X-Forwarded-For` when it is
-    trusted, see `cli.serve`).
+    Called by `core.middleware.RequestContextMiddleware` for every request; the client
+    address is the one uvicorn reports (the proxy's `X-Forwarded-For` when it is trusted,
+    see `cli.serve`). Pass the returned token to `end_request_context`.
     """
+    client_ip = str(client[0])[:64] if client else None
+    return _current.set(AuditContext(actor=ANONYMOUS, request_id=request_id, client_ip=client_ip))
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Handle one ASGI connection scope."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        client = scope.get("client")
-        context = AuditContext(
-            actor=ANONYMOUS,
-            request_id=scope.get("state", {}).get("request_id"),
-            client_ip=str(client[0])[:64] if client else None,
-        )
-        token = _current.set(context)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            _current.reset(token)
+def end_request_context(token: Token[Any]) -> None:
+    """End the request's audit context (what `start_request_context` returned)."""
+    _current.reset(token)

@@ -71,8 +71,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     database_url: str = "sqlite+aiosqlite:///./data/app.db"
-    database_pool_size: int = Field(default=10, ge=1)
-    database_max_overflow: int = Field(default=10, ge=0)
+    # Kept open once opened; overflow connections are closed on return (a connect per use).
+    database_pool_size: int = Field(default=20, ge=1)
+    database_max_overflow: int = Field(default=0, ge=0)
     # Every wait on the database is bounded, so an outage or a stall answers 503 in seconds:
     database_connect_timeout_seconds: float = Field(default=5.0, gt=0)  # open a connection
     database_pool_timeout_seconds: float = Field(default=5.0, gt=0)  # wait for a free one
@@ -118,6 +119,11 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=0.5, gt=0)
     worker_concurrency: int = Field(default=50, ge=1, le=500)  # rows claimed & sent per round
     worker_lease_seconds: float = Field(default=120.0, gt=0)
+    # Every delivery but SMS (worker/outbox_delivery.py): tries per row, then `failed`, and
+    # the backoff between them, min(MAX, BASE * 2^(try-1)) with jitter.
+    worker_max_attempts: int = Field(default=5, ge=1)
+    worker_retry_base_seconds: float = Field(default=10.0, gt=0)
+    worker_retry_max_seconds: float = Field(default=600.0, gt=0)
 
     # --- Audit trail (core/audit.py). The worker deletes events older than this; 0 keeps all.
     audit_retention_days: int = Field(default=365, ge=0, le=36500)

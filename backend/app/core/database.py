@@ -2,7 +2,10 @@
 
 The engine is created in the app's lifespan (see `main.py`) and disposed at shutdown. Each
 request gets one `AsyncSession`; it is committed once after the handler succeeds and rolled
-back if anything raises, so a failed request never leaves half its writes behind.
+back if anything raises, so a failed request never leaves half its writes behind. A read-only
+request (GET, HEAD) gets a read-only session instead: its statements run without a
+transaction (no BEGIN and COMMIT round trips; each statement sees what is committed when it
+starts, as inside a READ COMMITTED transaction), and any write through it is refused.
 
 Every wait on the database is bounded by a setting (DATABASE_CONNECT_TIMEOUT_SECONDS,
 DATABASE_POOL_TIMEOUT_SECONDS, DATABASE_STATEMENT_TIMEOUT_SECONDS), and every failure to reach
@@ -29,6 +32,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from backend.app.core.audit import AuditedSession
 from backend.app.core.config import Settings
@@ -188,6 +192,38 @@ def create_session_factory(
     return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=AuditedSession)
 
 
+class ReadOnlySession(Session):
+    """A session that refuses to write: the session of GET and HEAD requests.
+
+    It runs on an AUTOCOMMIT connection, where a write would be committed at once, outside
+    any unit of work; so a flush or an INSERT/UPDATE/DELETE statement raises instead.
+    """
+
+
+class ReadOnlySessionError(RuntimeError):
+    """A GET or HEAD handler tried to write: a bug, refused before anything is written."""
+
+
+@event.listens_for(ReadOnlySession, "before_flush")
+def _refuse_flush(session: Session, _flush: UOWTransaction, _instances: object) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise ReadOnlySessionError("A read-only request (GET, HEAD) must not change data.")
+
+
+@event.listens_for(ReadOnlySession, "do_orm_execute")
+def _refuse_write_statement(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise ReadOnlySessionError("A read-only request (GET, HEAD) must not change data.")
+
+
+def create_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Return the factory of read-only sessions: no transaction, no audit hooks, no writes."""
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return async_sessionmaker(
+        autocommit, expire_on_commit=False, autoflush=False, sync_session_class=ReadOnlySession
+    )
+
+
 @asynccontextmanager
 async def unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """Open a session; commit it when the block succeeds, roll it back on any error.
@@ -211,12 +247,19 @@ async def unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterat
             raise
 
 
+READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Yield the request's session, one unit of work: committed after the handler.
 
     Use it with `Depends(get_session, scope="function")` (see `deps.SessionDep`) so the
     commit happens before the response is sent: a client never sees a success that was not
-    stored.
+    stored. GET and HEAD get a read-only session (see the module's docstring).
     """
+    if request.method in READ_ONLY_METHODS:
+        async with request.app.state.read_session_factory() as session:
+            yield session
+        return
     async with unit_of_work(request.app.state.session_factory) as session:
         yield session

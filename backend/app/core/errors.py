@@ -219,6 +219,56 @@ class CircuitOpenError(ServiceUnavailableError):
         self.retry_after = max(1, retry_after)
 
 
+# --- Any provider (the errors an integration written by `make integration` raises) ------
+
+
+class ProviderRejectedError(IntegrationError):
+    """The provider refused the request for good (a 4xx other than 429): do not retry it."""
+
+    code = "provider_rejected"
+    default_message = "The provider refused the request."
+
+    def __init__(self, message: str | None = None, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ProviderUnavailableError(ServiceUnavailableError):
+    """The provider is unreachable, rate limiting us or down (connect error, 429, 502-504).
+
+    `status` is its HTTP status (None when the connection failed); `retry_after`, in
+    seconds, its `Retry-After` when it sent one. Safe to try again later.
+    """
+
+    code = "provider_unavailable"
+    default_message = "The provider is unavailable; retry later."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class ProviderNoAnswerError(IntegrationError):
+    """No usable answer (a timeout, a dropped connection, a 500): it may have been applied.
+
+    Try again only with the same idempotency key, so the provider can recognise a repeat.
+    """
+
+    code = "provider_no_answer"
+    default_message = "The provider did not answer; the request may have been applied."
+
+    def __init__(self, message: str | None = None, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 # --- SMS (messages API, Twilio webhooks, Twilio client) ----------------------------------
 
 

@@ -90,6 +90,28 @@ SEND_SECONDS = Histogram(
     "Time one try to send a text took (lookup included), by provider.",
     ["provider"],
 )
+# The same three for every other delivery (`worker/outbox_delivery.py`), by its name.
+DELIVERY_OUTBOX = Gauge(
+    "delivery_outbox_rows",
+    "Rows waiting in a delivery's outbox, by delivery and status (queued, sending).",
+    ["delivery", "status"],
+    multiprocess_mode="livemostrecent",
+)
+DELIVERY_TRIES = Counter(
+    "delivery_tries_total",
+    "Tries to perform an outbox row, by delivery and outcome (sent, retry, failed).",
+    ["delivery", "outcome"],
+)
+DELIVERY_FAILURES = Counter(
+    "delivery_failures_total",
+    "Tries that failed, by delivery and error code (retried or final).",
+    ["delivery", "error_code"],
+)
+DELIVERY_SECONDS = Histogram(
+    "delivery_duration_seconds",
+    "Time one try took, by delivery.",
+    ["delivery"],
+)
 PAYMENTS = Counter(
     "payments_total",
     "Payments that reached a final state (paid, failed, expired), by that state.",
@@ -123,6 +145,27 @@ def set_outbox_depth(counts: Mapping[str, int]) -> None:
     """Publish how many outbound texts wait, by status; a status not in `counts` is 0."""
     for status in ("scheduled", "queued", "sending"):
         OUTBOX_MESSAGES.labels(status).set(counts.get(status, 0))
+
+
+def record_delivery(delivery: str, outcome: str, error_code: str | None, seconds: float) -> None:
+    """Count one try of an outbox row of `delivery` (e.g. `email`) and time it.
+
+    Args:
+        delivery: the delivery's name in `worker/registry.py`.
+        outcome: `sent`, `retry` (queued again) or `failed`.
+        error_code: our error code when it failed (`provider_rejected`, ...).
+        seconds: how long the try took.
+    """
+    DELIVERY_TRIES.labels(delivery, outcome).inc()
+    if error_code is not None:
+        DELIVERY_FAILURES.labels(delivery, error_code).inc()
+    DELIVERY_SECONDS.labels(delivery).observe(seconds)
+
+
+def set_delivery_outbox_depth(delivery: str, counts: Mapping[str, int]) -> None:
+    """Publish how many rows of `delivery`'s outbox wait, by status; missing ones are 0."""
+    for status in ("queued", "sending"):
+        DELIVERY_OUTBOX.labels(delivery, status).set(counts.get(status, 0))
 
 
 def record_payment(status: str) -> None:

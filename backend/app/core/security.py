@@ -2,6 +2,7 @@
 
 import asyncio
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -79,6 +80,48 @@ def decode_access_token(token: str, settings: Settings) -> int:
     Raises:
         UnauthorizedError: the token is malformed, forged, expired or not an access token.
     """
+    return _verify(token, settings)[0]
+
+
+class VerifiedTokens:
+    """A bounded cache of access tokens already verified: token -> (user id, expiry).
+
+    Checking a JWT's HMAC signature costs more than the rest of reading the token; a client
+    sends the same token on every request. A hit is still checked against the token's
+    expiry, so an expired token is refused as before. The user row is read on every request
+    all the same (`deps.get_current_user`), so a deactivated user is refused at once. The
+    cache lives in the app (made in `main.create_app`), so a new `SECRET_KEY` starts empty.
+    When full, the oldest entry makes room.
+    """
+
+    def __init__(self, settings: Settings, *, max_entries: int = 10_000) -> None:
+        self._settings = settings
+        self._max_entries = max_entries
+        self._verified: dict[str, tuple[int, float]] = {}
+
+    def user_id(self, token: str) -> int:
+        """Return the user id of a valid, unexpired access token.
+
+        Raises:
+            UnauthorizedError: as `decode_access_token`.
+        """
+        hit = self._verified.get(token)
+        if hit is not None and time.time() < hit[1]:
+            return hit[0]
+        self._verified.pop(token, None)
+        user_id, expires_at = _verify(token, self._settings)
+        if len(self._verified) >= self._max_entries:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (user_id, expires_at)
+        return user_id
+
+
+def _verify(token: str, settings: Settings) -> tuple[int, float]:
+    """Return the user id and expiry (a UNIX time) of a valid, unexpired access token.
+
+    Raises:
+        UnauthorizedError: the token is malformed, forged, expired or not an access token.
+    """
     try:
         claims = jwt.decode(
             token,
@@ -90,9 +133,11 @@ def decode_access_token(token: str, settings: Settings) -> int:
         raise UnauthorizedError("The access token has expired.") from exc
     except jwt.InvalidTokenError as exc:
         raise UnauthorizedError from exc
-    subject = claims.get("sub")
+    subject, expires_at = claims.get("sub"), claims.get("exp")
     if claims.get("type") != "access" or not isinstance(subject, str):
         raise UnauthorizedError
     if not _USER_ID.fullmatch(subject) or int(subject) > MAX_USER_ID:
         raise UnauthorizedError  # ASCII digits only: str.isdigit() also takes "٣"
-    return int(subject)
+    if not isinstance(expires_at, int | float):
+        raise UnauthorizedError
+    return int(subject), float(expires_at)

@@ -1,10 +1,21 @@
-"""Background work: the SMS send loop (`python -m backend.app.worker`)."""
+"""Background work: the worker loop and its deliveries (`python -m backend.app.worker`)."""
 
-from backend.app.worker.sms_worker import (
+from backend.app.worker.deliveries import Delivery
+from backend.app.worker.loop import (
     BackgroundWorker,
-    SmsWorker,
+    Worker,
+    create_worker,
     run_worker,
     run_worker_process,
 )
+from backend.app.worker.sms_worker import SmsWorker
 
-__all__ = ["BackgroundWorker", "SmsWorker", "run_worker", "run_worker_process"]
+__all__ = [
+    "BackgroundWorker",
+    "Delivery",
+    "SmsWorker",
+    "Worker",
+    "create_worker",
+    "run_worker",
+    "run_worker_process",
+]

@@ -1,4 +1,6 @@
-"""Run the SMS worker: `python -m backend.app.worker` (also `python -m backend.app.cli worker`).
+"""Run the worker: `python -m backend.app.worker` (also `python -m backend.app.cli worker`).
+
+It runs every registered delivery (SMS first; `worker/registry.py`).
 
 Settings come from the environment, as for the API. Run as many processes as you like on
 PostgreSQL; SIGTERM or Ctrl-C finishes the current round, then exits.
@@ -8,7 +10,7 @@ import sys
 
 from backend.app.core.config import get_settings
 from backend.app.core.logging import configure_logging
-from backend.app.worker.sms_worker import run_worker_process
+from backend.app.worker.loop import run_worker_process
 
 
 def main() -> int:
