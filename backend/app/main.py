@@ -216,23 +216,29 @@ def build_api_router() -> APIRouter:
     api.include_router(webhooks_twilio.router)  # authenticated by X-Twilio-Signature
     api.include_router(webhooks_stripe.router)  # authenticated by Stripe-Signature
 
-    # Routes that need a bearer token, each router included at this level (one level of
-    # routing less per request than a router of routers).
-    for router in (
-        users.router,
-        leads.router,
-        messages.router,
-        payments.router,
-        lead_ehr.router,
-        audit_events.router,
-    ):
-        check_routes_load_user(router)  # each route reads its user: deactivation applies at once
-        api.include_router(
-            router,
-            dependencies=[Depends(require_bearer_token)],
-            responses=error_responses(UnauthorizedError),
-        )
+    # Routes that need a bearer token (each router at this level: one routing level less
+    # per request than a router of routers).
+    include_protected(api, users.router)
+    include_protected(api, leads.router)
+    include_protected(api, messages.router)
+    include_protected(api, payments.router)
+    include_protected(api, lead_ehr.router)
+    include_protected(api, audit_events.router)
     return api
+
+
+def include_protected(api: APIRouter, router: APIRouter) -> None:
+    """Include `router` in `api` behind a bearer token; each route must read its user.
+
+    Raises:
+        RuntimeError: a route never reads its user (`deps.check_routes_load_user`).
+    """
+    check_routes_load_user(router)  # each route reads its user: deactivation applies at once
+    api.include_router(
+        router,
+        dependencies=[Depends(require_bearer_token)],
+        responses=error_responses(UnauthorizedError),
+    )
 
 
 app = create_app()

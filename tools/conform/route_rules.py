@@ -65,8 +65,8 @@ def check_registration(project: Project, routes: list[Route], routers: Path) -> 
                     assigned.get(owner, nodes[0].lineno),
                     "router-registered",
                     f"`{owner}` is not included in the app: {', '.join(missing)} unreachable",
-                    f"import the module in backend/app/main.py and include_router({owner}) "
-                    "in build_api_router (under `protected` unless the route is public)",
+                    f"import the module in backend/app/main.py and include it in "
+                    f"build_api_router: include_protected(api, {owner}) unless it is public",
                 )
 
 

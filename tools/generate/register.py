@@ -1,9 +1,8 @@
 """Register a generated entity in the two shared files that list every entity.
 
 `models/__init__.py` imports every model (so Alembic sees it) and `main.py` registers every
-router (an entity's in `build_api_router`'s loop over the routers that need a token). Each
-edit adds one line where its siblings are, and only if it is missing, so running the
-generator twice changes nothing; `unregister_*` takes the same lines out again.
+router. Each edit adds one line where its siblings are, and only if it is missing, so running
+the generator twice changes nothing; `unregister_*` takes the same lines out again.
 """
 
 import re
@@ -16,8 +15,6 @@ MODELS_INIT = "backend/app/models/__init__.py"
 MAIN = "backend/app/main.py"
 _ROUTER_IMPORT = re.compile(r"from backend\.app\.routers import \((?P<names>[^)]*)\)", re.S)
 _ALL = re.compile(r"__all__ = \[(?P<names>[^\]]*)\]", re.S)
-# build_api_router's loop over the routers that need a bearer token.
-_PROTECTED = re.compile(r"^(?P<indent>[ ]*)for router in \((?P<names>[^)]*)\):", re.M)
 
 
 def _model_names(plan: Plan) -> list[str]:
@@ -40,28 +37,19 @@ def register_model(root: Path, plan: Plan, *, dry_run: bool = False) -> bool:
 
 
 def register_router(root: Path, plan: Plan, *, dry_run: bool = False) -> bool:
-    """Import the entity's router in `main.py` and list it with the routers that need a token.
-
-    Returns:
-        Whether `main.py` changed.
-    """
+    """Import and include the entity's router in `main.py`; return whether it changed."""
     path = root / MAIN
     source = path.read_text()
     plural = plan.names.plural
-    protected = _PROTECTED.search(source)
-    if protected is None:
-        raise ValueError(f"{MAIN}: no `for router in (...)` loop of protected routers")
-    if f"{plural}.router" in _names(protected):
+    include = f"include_protected(api, {plural}.router)"
+    if include in source:
         return False
     source = _ROUTER_IMPORT.sub(
         lambda m: _with_names(m, "from backend.app.routers import (", ")", [plural]), source
     )
-    protected = _PROTECTED.search(source)
-    assert protected is not None
-    routers = [*_names(protected), f"{plural}.router"]
-    source = (
-        source[: protected.start()] + _router_loop(protected, routers) + source[protected.end() :]
-    )
+    last = source.rfind("    include_protected(api, ")
+    end = source.index("\n", last)
+    source = source[: end + 1] + f"    {include}\n" + source[end + 1 :]
     return _save(path, source, dry_run=dry_run)
 
 
@@ -82,31 +70,11 @@ def unregister_router(root: Path, plan: Plan) -> bool:
     path = root / MAIN
     source = path.read_text()
     plural = plan.names.plural
-    protected = _PROTECTED.search(source)
-    if protected is not None:
-        routers = [name for name in _names(protected) if name != f"{plural}.router"]
-        source = (
-            source[: protected.start()]
-            + _router_loop(protected, routers)
-            + source[protected.end() :]
-        )
+    source = source.replace(f"    include_protected(api, {plural}.router)\n", "")
     source = _ROUTER_IMPORT.sub(
         lambda m: _without_name(m, "from backend.app.routers import (", ")", plural), source
     )
     return _save(path, source)
-
-
-def _names(match: re.Match[str]) -> list[str]:
-    """The comma-separated names a match's `names` group lists, comments left out."""
-    lines = (line.split("#")[0] for line in match.group("names").splitlines())
-    return [name.strip() for line in lines for name in line.split(",") if name.strip()]
-
-
-def _router_loop(match: re.Match[str], routers: list[str]) -> str:
-    """The `for router in (...)` header listing `routers`, one per line, in order."""
-    indent = match.group("indent")
-    listed = "".join(f"{indent}    {name},\n" for name in routers)
-    return f"{indent}for router in (\n{listed}{indent}):"
 
 
 def _with_names(
