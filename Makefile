@@ -17,7 +17,7 @@ unexport PYTHONDONTWRITEBYTECODE
 TEST_WORKERS ?= auto
 
 help: ## List the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 install: $(DEV_STAMP) ## Create .venv and install the app with its dev tools (the others do it too)
 
@@ -86,8 +86,16 @@ bench: $(DEV_STAMP) ## Benchmark on PostgreSQL against two yardsticks (~5 min; R
 	@command -v wrk >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; \
 		else sudo -n apt-get update -qq && sudo -n apt-get install -y -qq wrk; fi; }
+# example:lead start
 	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
+# example:lead end
 	$(BIN)/python -m tests.bench.bench_worker
+
+# example:lead start
+.PHONY: remove-example
+remove-example: $(DEV_STAMP) ## Remove the worked example, the leads (backend_overview.md)
+	$(BIN)/python -m tools.remove_example
+# example:lead end
 
 clean: ## Remove the virtual environment and caches (keeps data/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.repo_copy import copy_repository, run_in
+from tests.repo_copy import assert_ok, copy_repository, run_in
 from tools.check import Check, Result, passed_tests, static_checks, verdict
 
 PASSED_RUN = "..........\n913 passed, 13 skipped in 30.12s\n"
@@ -59,10 +59,12 @@ def test_every_drift_named_in_the_brief_is_checked():
 @pytest.mark.slow
 def test_stale_docs_and_an_edited_spec_fail_make_check_with_their_fixes(tmp_path: Path):
     copy = copy_repository(tmp_path / "repo", with_caches=True)
+    spec = copy / "backend/app/docs/specs/tag.yaml"
+    spec.write_bytes((Path(__file__).parent / "generate/specs/tag.yaml").read_bytes())
+    assert_ok(run_in(copy, sys.executable, "-m", "tools.generate", str(spec)))
+    spec.write_text(spec.read_text().replace("description: A label", "description: A word"))
     openapi = copy / "backend/app/docs/openapi.json"
     openapi.write_text(openapi.read_text().replace('"title"', '"titel"', 1))
-    spec = copy / "backend/app/docs/specs/lead.yaml"
-    spec.write_text(spec.read_text().replace("description: A prospect", "description: A lead"))
 
     result = run_in(copy, sys.executable, "-m", "tools.check", "tests/test_querycount.py")
 
@@ -72,5 +74,5 @@ def test_stale_docs_and_an_edited_spec_fail_make_check_with_their_fixes(tmp_path
         r"make check: FAILED: drift \(api docs\), drift \(generated code\) in \d+ s", lines[-1]
     ), result.stdout
     assert "        fix: make docs, and commit openapi.json and api.md" in lines
-    assert any(line.startswith("        STALE      backend/app/models/lead.py") for line in lines)
+    assert any(line.startswith("        STALE      backend/app/models/tag.py") for line in lines)
     assert "  ok    tests    pytest (SQLite)" in result.stdout

@@ -68,25 +68,29 @@ logger = logging.getLogger("app")
 API_PREFIX = "/api/v1"
 STATIC_DIR = Path(__file__).parent / "static"
 API_DESCRIPTION = """
-A lead tracker: log prospects, update their status, send them SMS follow-ups, bill them,
-and make the won ones patients in the clinic's EHR.
-
 Authenticate with `POST /api/v1/auth/token` (OAuth2 password flow; the **Authorize** button
 does it for you), then send `Authorization: Bearer <token>`. Every error has the body
 `{"code", "message", "details", "request_id"}`.
 
-**Billing.** `POST /api/v1/leads/{id}/payments` answers a `pending` payment with the
-`checkout_url` the lead pays at; the payment becomes `paid`, `failed` or `expired` (final)
-when the payment provider reports back, and a lead whose first payment is paid moves to `won`.
 **Idempotent creates:** send `Idempotency-Key` (1-255 characters, per user, kept 24 hours) to
 retry safely: the same request again replays the first answer (`Idempotent-Replayed: true`);
 the key with another body is 409 `idempotency_key_reused`; while the first still runs, 409
 `idempotency_key_in_use`.
+"""
+# example:lead start
+API_DESCRIPTION = f"""
+A lead tracker: log prospects, update their status, send them SMS follow-ups, bill them,
+and make the won ones patients in the clinic's EHR.
+{API_DESCRIPTION}
+**Billing.** `POST /api/v1/leads/{{id}}/payments` answers a `pending` payment with the
+`checkout_url` the lead pays at; the payment becomes `paid`, `failed` or `expired` (final)
+when the payment provider reports back, and a lead whose first payment is paid moves to `won`.
 
-**EHR.** `POST /api/v1/leads/{id}/ehr-patient` makes a `won` lead a FHIR Patient in the EHR
+**EHR.** `POST /api/v1/leads/{{id}}/ehr-patient` makes a `won` lead a FHIR Patient in the EHR
 and links it (201; 200 once linked, never a second patient); `GET` the same path reads the
 patient from the EHR. The EHR failing or down is 502/503 and stores nothing: retry.
 """
+# example:lead end
 
 
 @asynccontextmanager

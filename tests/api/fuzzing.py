@@ -58,6 +58,7 @@ PHONE_RULE = "is not a phone number"  # libphonenumber decides, not a pattern
 EMAIL_RULE = "special-use or reserved name"  # e.g. `a@b.test`
 SERVER_RULES: dict[str, list[tuple[tuple[str, ...], str]]] = {
     "POST /api/v1/auth/register": [(("body", "email"), EMAIL_RULE)],
+    # example:lead start
     # "Now" moves, and an offset can carry year 9999 past the calendar's end once in UTC; a
     # schema can state neither.
     "POST /api/v1/leads/{lead_id}/messages": [
@@ -66,6 +67,7 @@ SERVER_RULES: dict[str, list[tuple[tuple[str, ...], str]]] = {
     ],
     # JSON Schema counts 5000.0 as an integer; the API's strict integers refuse it (contract).
     "POST /api/v1/leads/{lead_id}/payments": [(("body", "amount"), "valid integer")],
+    # example:lead end
 }
 UTC_RULE = "out of range once converted to UTC"
 INTEGER_RULE = "valid integer"  # 5.0 for an integer: refused, as the contract's strict types
@@ -111,9 +113,11 @@ SHARED_PATHS = {
 
 # Failures of a check that are documented behaviour, not defects, by the error code answered.
 EXPECTED_FAILURES: dict[str, set[str]] = {
+    # example:lead start
     # A lead exists without an EHR patient until it is converted: reading the link of a lead
     # just created is a 404 `ehr_patient_not_linked`, not a missing resource.
     "ensure_resource_availability": {"ehr_patient_not_linked"},
+    # example:lead end
 }
 
 # Values known to break a data layer, offered to every body field and query parameter whose

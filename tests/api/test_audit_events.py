@@ -13,11 +13,11 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from backend.app.integrations.twilio import ConsoleSmsSender
-from backend.app.models import AuditEvent
+from backend.app.models import AuditEvent, Message
 from backend.app.worker import SmsWorker
 from tests.api.test_webhooks_twilio import STATUS_PATH, _callback, _post, _sent_message
 from tests.assertions import assert_error, error_locations
-from tests.factories import AuthedUser, make_admin, make_lead, make_member
+from tests.factories import AuthedUser, make_admin, make_lead, make_member, queue_text
 from tests.fakes.stripe_fake import Fault
 
 AUDIT = "/api/v1/audit-events"
@@ -56,6 +56,7 @@ def by_user(row: dict[str, Any], user: AuthedUser) -> bool:
     return row["actor"] == f"user:{user.id}" and row["actor_id"] == user.id
 
 
+# example:lead start
 async def test_a_lead_created_updated_and_deleted_leaves_one_row_each(client, app):
     owner = await make_member(client)
     created = await client.post(
@@ -156,13 +157,12 @@ async def test_a_payment_paid_by_the_stripe_webhook_is_recorded_as_the_webhook(
     assert won["changes"] == {"status": {"old": "new", "new": "won"}}
 
 
+# example:lead end
+
+
 async def test_the_worker_sending_a_text_is_recorded_as_the_worker(client, app):
     owner = await make_member(client)
-    lead = await make_lead(client, owner, phone="+14155550100")
-    queued = await client.post(
-        f"/api/v1/leads/{lead['id']}/messages", json={"body": "Hi"}, headers=owner.headers
-    )
-    message = queued.json()
+    queued = await queue_text(app, owner, "+14155550100", "Hi")
     worker = SmsWorker(
         settings=app.state.settings,
         session_factory=app.state.session_factory,
@@ -171,7 +171,7 @@ async def test_the_worker_sending_a_text_is_recorded_as_the_worker(client, app):
     assert await worker.run_once() == 1
     admin = await make_admin(app, client)
 
-    rows = await audit_events(client, admin, entity_type="message", entity_id=message["id"])
+    rows = await audit_events(client, admin, entity_type="message", entity_id=queued.id)
 
     sent, claimed, created = rows
     assert (created["action"], created["actor"]) == ("create", f"user:{owner.id}")
@@ -181,19 +181,19 @@ async def test_the_worker_sending_a_text_is_recorded_as_the_worker(client, app):
         assert (row["action"], row["actor"], row["actor_id"]) == ("update", "worker", None)
         assert (row["request_id"], row["client_ip"]) == (None, None)
     assert claimed["changes"] == {"status": {"old": "queued", "new": "sending"}}
-    after = await client.get(f"/api/v1/leads/{lead['id']}/messages", headers=owner.headers)
-    stored = after.json()["items"][0]
+    async with app.state.session_factory() as session:
+        stored = await session.get_one(Message, queued.id)
     assert set(sent["changes"]) == {"status", "provider_message_id", "sent_at"}
     assert sent["changes"]["status"] == {"old": "sending", "new": "sent"}
     assert sent["changes"]["provider_message_id"] == {
         "old": None,
-        "new": stored["provider_message_id"],
+        "new": stored.provider_message_id,
     }
     assert sent["changes"]["sent_at"]["old"] is None
 
 
 async def test_a_delivery_callback_is_recorded_as_the_twilio_webhook(client, app):
-    _owner, _lead, message = await _sent_message(client, app)
+    message = await _sent_message(client, app)
     response = await _post(client, STATUS_PATH, _callback(message, "delivered"))
     assert response.status_code == 204
     admin = await make_admin(app, client)

@@ -220,6 +220,7 @@ async def test_a_deactivated_user_cannot_log_in(app, client):
     assert_error(response, 401, "invalid_credentials")
 
 
+# example:lead start
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -244,3 +245,6 @@ async def test_a_deactivated_users_token_is_refused_at_once_on_every_kind_of_rou
     )
     response = await client.request(method, url, headers=member.headers, json={})
     assert_error(response, 401, "unauthorized")
+
+
+# example:lead end

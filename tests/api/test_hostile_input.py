@@ -20,10 +20,14 @@ TWILIO = FakeTwilio()  # signs with the test app's TWILIO_AUTH_TOKEN
 BEYOND_BIGINT = 2**63
 
 
+# example:lead start
 async def _lead_with_phone(client):
     owner = await make_member(client)
     lead = await make_lead(client, owner, phone="+14155550100")
     return owner, lead
+
+
+# example:lead end
 
 
 async def test_login_with_nul_in_the_email_is_422_without_a_token(client):
@@ -39,6 +43,7 @@ async def test_register_with_nul_in_the_name_is_422_without_a_token(client):
     assert error_locations(response) == [["body", "full_name"]]
 
 
+# example:lead start
 @pytest.mark.parametrize("q", ["\x00", "a\x00", "line\nbreak"])
 async def test_search_with_control_characters_is_422(client, q):
     owner = await make_member(client)
@@ -94,6 +99,9 @@ async def test_payment_description_with_nul_is_422(client):
     assert error_locations(response) == [["body", "description"]]
 
 
+# example:lead end
+
+
 async def test_user_full_name_with_nul_is_422_on_patch(client, app):
     admin = await make_admin(app, client)
     member = await make_member(client)
@@ -116,9 +124,12 @@ async def _list_paths(client, lead_id: int) -> list[str]:
 
 async def test_every_list_refuses_an_offset_beyond_64_bits(client, app):
     admin = await make_admin(app, client)
-    lead = await make_lead(client, admin)
-    paths = await _list_paths(client, lead["id"])
-    assert len(paths) >= 4
+    lead_id = 0
+    # example:lead start
+    lead_id = (await make_lead(client, admin))["id"]
+    # example:lead end
+    paths = await _list_paths(client, lead_id)
+    assert len(paths) >= 2
     for path in paths:
         response = await client.get(
             path, params={"offset": str(BEYOND_BIGINT)}, headers=admin.headers
@@ -131,6 +142,7 @@ async def test_every_list_refuses_an_offset_beyond_64_bits(client, app):
         assert largest.json()["items"] == []
 
 
+# example:lead start
 @pytest.mark.parametrize(
     "send_at",
     ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00", "+10000-01-01T00:00:00Z"],
@@ -160,6 +172,9 @@ async def test_send_at_is_returned_in_utc_whatever_offset_was_sent(client):
     assert datetime.fromisoformat(returned) == in_pacific
     listed = await client.get(f"/api/v1/leads/{lead['id']}/messages", headers=owner.headers)
     assert listed.json()["items"][0]["send_at"].endswith(("Z", "+00:00"))
+
+
+# example:lead end
 
 
 async def _twilio_post(client, path, params, query=""):
@@ -265,14 +280,18 @@ async def test_openapi_states_the_text_rules_as_patterns(client):
         return None
 
     for model, field in [
+        # example:lead start
         ("LeadCreate", "name"),
         ("LeadCreate", "notes"),
         ("LeadUpdate", "source"),
         ("MessageCreate", "body"),
         ("PaymentCreate", "description"),
+        # example:lead end
         ("UserRegister", "full_name"),
         ("LoginForm", "username"),
     ]:
         assert pattern_of(schemas[model]["properties"][field]), (model, field)
+    # example:lead start
     [q] = [p for p in spec["paths"]["/api/v1/leads"]["get"]["parameters"] if p["name"] == "q"]
     assert pattern_of(q["schema"])
+    # example:lead end

@@ -11,10 +11,13 @@ from backend.app.core.metrics import RequestMetrics
 from backend.app.core.middleware import RequestContextMiddleware
 from tests.assertions import assert_error
 from tests.conftest import client_for, make_settings, running_app
-from tests.factories import make_lead, make_member, unique_email
+from tests.factories import bill_user, make_admin, make_lead, make_member, unique_email
 from tests.metrics import families, value
 
+# example:lead start
 LEAD_ROUTE = "/api/v1/leads/{lead_id}"
+# example:lead end
+USER_ROUTE = "/api/v1/users/{user_id:int}"
 PRODUCTION = {
     "environment": "production",
     "secret_key": "p" * 40,
@@ -31,11 +34,11 @@ async def scrape(http: httpx.AsyncClient, **headers: str) -> str:
     return response.text
 
 
-async def test_a_request_is_counted_under_its_route_template(client):
-    member = await make_member(client)
-    labels = {"method": "GET", "route": LEAD_ROUTE, "status": "4xx"}
+async def test_a_request_is_counted_under_its_route_template(client, app):
+    admin = await make_admin(app, client)
+    labels = {"method": "PATCH", "route": USER_ROUTE, "status": "4xx"}
     before = await scrape(client)
-    response = await client.get("/api/v1/leads/123", headers=member.headers)
+    response = await client.patch("/api/v1/users/123", json={}, headers=admin.headers)
     assert response.status_code == 404
     after = await scrape(client)
     assert (
@@ -44,9 +47,10 @@ async def test_a_request_is_counted_under_its_route_template(client):
     )
     count = "http_request_duration_seconds_count"
     assert value(after, count, **labels) == value(before, count, **labels) + 1
-    assert "/api/v1/leads/123" not in after
+    assert "/api/v1/users/123" not in after
 
 
+# example:lead start
 async def test_each_status_class_and_method_has_its_own_series(client):
     member = await make_member(client)
     lead = await make_lead(client, member)
@@ -60,6 +64,9 @@ async def test_each_status_class_and_method_has_its_own_series(client):
         assert value(after, "http_requests_total", **labels) == (
             value(before, "http_requests_total", **labels) + 1
         )
+
+
+# example:lead end
 
 
 async def test_requests_no_route_matched_share_one_label(client):
@@ -113,17 +120,12 @@ async def test_failed_logins_and_refusals_are_counted(client):
     assert value(after, refused, limit="login") == value(before, refused, limit="login") + 2
 
 
-async def test_payments_are_counted_by_final_state(stripe_client, stripe_fake):
+async def test_payments_are_counted_by_final_state(stripe_client, stripe_app, stripe_fake):
     owner = await make_member(stripe_client)
-    lead = await make_lead(stripe_client, owner)
     before = await scrape(stripe_client)
     for outcome in ("paid", "expired"):
-        created = await stripe_client.post(
-            f"/api/v1/leads/{lead['id']}/payments",
-            json={"amount": 5000, "currency": "usd"},
-            headers=owner.headers,
-        )
-        signed = stripe_fake.event(created.json()["provider_payment_id"], outcome)
+        payment = await bill_user(stripe_app, owner)
+        signed = stripe_fake.event(payment.provider_payment_id, outcome)
         for _ in range(2):  # a redelivery changes nothing, so counts nothing
             await stripe_client.post(
                 "/api/v1/webhooks/stripe", content=signed.payload, headers=signed.headers

@@ -6,7 +6,7 @@ from backend.app.main import create_app
 from backend.app.routers.docs import DOCS_CSP
 from tests.assertions import assert_error
 from tests.conftest import client_for, make_settings, running_app
-from tests.factories import make_lead, make_member
+from tests.factories import bill_user, make_member
 
 MIB = 1024 * 1024
 ALLOWED_ORIGIN = "https://app.example.com"
@@ -37,10 +37,9 @@ def create_production_app(**overrides):
 
 async def test_a_200_carries_the_security_headers(client):
     member = await make_member(client)
-    await make_lead(client, member)
     for response in (
         await client.get("/health"),
-        await client.get("/api/v1/leads", headers=member.headers),
+        await client.get("/api/v1/users/me", headers=member.headers),
     ):
         assert response.status_code == 200
         assert_security_headers(response)
@@ -76,7 +75,7 @@ async def test_a_refused_cors_preflight_carries_the_security_headers(database_ur
     settings = make_settings(database_url, cors_origins=[ALLOWED_ORIGIN])
     async with running_app(settings) as app, client_for(app) as http:
         response = await http.options(
-            "/api/v1/leads",
+            "/api/v1/users/me",
             headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST"},
         )
     assert_error(response, 400, "bad_request")
@@ -122,15 +121,10 @@ async def test_the_docs_pages_keep_their_own_csp_and_refuse_framing(client, page
     assert response.headers["x-content-type-options"] == "nosniff"
 
 
-async def test_the_fake_checkout_page_has_a_strict_csp_and_refuses_framing(client):
+async def test_the_fake_checkout_page_has_a_strict_csp_and_refuses_framing(client, app):
     owner = await make_member(client)
-    lead = await make_lead(client, owner)
-    payment = await client.post(
-        f"/api/v1/leads/{lead['id']}/payments",
-        json={"amount": 5000, "currency": "USD"},
-        headers=owner.headers,
-    )
-    page = await client.get(f"/dev/checkout/{payment.json()['provider_payment_id']}")
+    payment = await bill_user(app, owner)
+    page = await client.get(f"/dev/checkout/{payment.provider_payment_id}")
     assert page.status_code == 200
     assert_security_headers(page)
     policy = dict(

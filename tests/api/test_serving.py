@@ -78,7 +78,7 @@ async def test_every_response_gets_a_fresh_request_id_when_none_is_sent(client):
 
 
 async def test_an_error_body_carries_the_callers_request_id(client):
-    response = await client.get("/api/v1/leads", headers={"X-Request-ID": "trace-42"})
+    response = await client.get("/api/v1/users/me", headers={"X-Request-ID": "trace-42"})
     body = assert_error(response, 401, "unauthorized")
     assert body["request_id"] == "trace-42"
 
@@ -119,11 +119,10 @@ async def test_a_body_of_exactly_1_mib_is_not_refused_for_its_size(client):
     "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"]
 )
 async def test_a_non_json_body_is_415(client, content_type):
-    member = await make_member(client)
     response = await client.post(
-        "/api/v1/leads",
-        content=b'{"name": "Ada"}',
-        headers={**member.headers, "Content-Type": content_type},
+        "/api/v1/auth/register",
+        content=b'{"email": "ada@example.com", "password": "correct horse battery"}',
+        headers={"Content-Type": content_type},
     )
     assert_error(response, 415, "unsupported_media_type")
 
@@ -167,10 +166,14 @@ async def test_a_wrong_method_is_405_in_the_error_shape(client):
     assert response.headers["allow"] == "POST"
 
 
+# example:lead start
 async def test_a_405_allows_every_method_the_path_has(client):
     response = await client.put("/api/v1/leads/1")
     assert_error(response, 405, "method_not_allowed")
     assert response.headers["allow"] == "GET, PATCH, DELETE"
+
+
+# example:lead end
 
 
 async def test_an_allowed_origin_gets_cors_headers(database_url):
@@ -186,7 +189,7 @@ async def test_an_allowed_preflight_is_answered(database_url):
     settings = make_settings(database_url, cors_origins=[ALLOWED_ORIGIN])
     async with running_app(settings) as app, client_for(app) as http:
         response = await http.options(
-            "/api/v1/leads",
+            "/api/v1/users/me",
             headers={
                 "Origin": ALLOWED_ORIGIN,
                 "Access-Control-Request-Method": "POST",
@@ -209,7 +212,7 @@ async def test_a_refused_preflight_answers_in_the_error_shape(database_url):
     settings = make_settings(database_url, cors_origins=[ALLOWED_ORIGIN])
     async with running_app(settings) as app, client_for(app) as http:
         response = await http.options(
-            "/api/v1/leads",
+            "/api/v1/users/me",
             headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST"},
         )
     assert_error(response, 400, "bad_request")
@@ -219,9 +222,13 @@ async def test_response_timestamps_are_utc_with_an_explicit_offset(client):
     # The contract's other half (a timestamp sent without an offset -> 422) has no input
     # field in users or leads yet; it is tested with the first one (a message's `send_at`).
     member = await make_member(client)
-    lead = await make_lead(client, member)
     me = (await client.get("/api/v1/users/me", headers=member.headers)).json()
-    for text in (lead["created_at"], lead["updated_at"], me["created_at"]):
+    stamps = [me["created_at"]]
+    # example:lead start
+    lead = await make_lead(client, member)
+    stamps += [lead["created_at"], lead["updated_at"]]
+    # example:lead end
+    for text in stamps:
         assert text.endswith(("Z", "+00:00")), text
         stamp = utcnow().fromisoformat(text)
         assert stamp.utcoffset() == timedelta(0)
@@ -249,12 +256,16 @@ async def test_a_validation_error_never_echoes_the_submitted_value(client, path,
     assert secret not in response.text
 
 
+# example:lead start
 async def test_a_validation_error_of_a_lead_never_echoes_its_name(client):
     member = await make_member(client)
     name = "Distinctive-Name-Qwxz " * 10
     response = await client.post("/api/v1/leads", json={"name": name}, headers=member.headers)
     assert_error(response, 422, "validation_error")
     assert "Distinctive-Name-Qwxz" not in response.text
+
+
+# example:lead end
 
 
 async def test_a_500_shows_no_exception_text(database_url):

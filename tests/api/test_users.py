@@ -18,7 +18,7 @@ async def test_an_admin_lists_every_user_oldest_first(app, client):
     assert (page["total"], page["limit"], page["offset"]) == (3, 50, 0)
 
 
-async def test_the_users_page_follows_the_limit_and_offset_of_the_lead_list(app, client):
+async def test_the_users_page_follows_the_limit_and_offset_of_every_list(app, client):
     admin = await make_admin(app, client)
     member = await make_member(client)
     response = await client.get(

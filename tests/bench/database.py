@@ -13,9 +13,12 @@ from backend.app.cli import migrate
 from backend.app.core.config import Settings
 
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# example:lead start
 MEMBER_EMAIL = "bench-member@example.com"
 OTHER_OWNERS = 99
+# example:lead end
 
+# example:lead start
 # Leads of one owner, created one second apart going back from now (newest = highest id).
 SEED_LEADS = """
 INSERT INTO leads (owner_id, name, phone, email, status, source, notes,
@@ -26,7 +29,9 @@ SELECT $1, 'Lead ' || i, '+1415555' || lpad((i % 10000)::text, 4, '0'),
        now() - make_interval(secs => $2 - i), now() - make_interval(secs => $2 - i)
 FROM generate_series(1, $2) AS i
 """
+# example:lead end
 
+# example:lead start
 # Leads of the other owners, spread over the same hours as the member's so they interleave.
 SEED_OTHER_LEADS = """
 INSERT INTO leads (owner_id, name, phone, email, status, source, notes,
@@ -37,11 +42,14 @@ SELECT owners.ids[1 + i % array_length(owners.ids, 1)], 'Other ' || i, NULL,
 FROM generate_series(1, $1) AS i,
      (SELECT array_agg(id) AS ids FROM users WHERE email LIKE 'bench-other-%') AS owners
 """
+# example:lead end
 
+# example:lead start
 INSERT_USER = """
 INSERT INTO users (email, hashed_password, full_name, role, is_active, created_at, updated_at)
 VALUES ($1, $2, 'Bench User', 'member', true, now(), now()) RETURNING id
 """
+# example:lead end
 
 
 def asyncpg_dsn(sqlalchemy_or_plain_url: str) -> str:
@@ -78,6 +86,7 @@ async def _admin_execute(sql: str) -> None:
         await conn.close()
 
 
+# example:lead start
 async def seed_member(dsn: str, *, hashed_password: str, leads: int) -> tuple[int, int, int]:
     """Insert the member and `leads` leads of theirs.
 
@@ -117,3 +126,6 @@ async def reset_leads(dsn: str, *, last_seeded_id: int) -> None:
         await conn.execute("VACUUM ANALYZE leads", timeout=600)
     finally:
         await conn.close()
+
+
+# example:lead end

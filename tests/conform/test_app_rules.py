@@ -24,7 +24,9 @@ from tools.conform.route_rules import check_registration
 from tools.conform.routes import api_routes
 from tools.conform.runner import ROOT, build_app, check_app, run
 
+# example:lead start
 BROKEN = "tests/conform/broken_router.py"
+# example:lead end
 ORPHAN = '''"""A router nobody includes."""
 
 from fastapi import APIRouter
@@ -44,6 +46,7 @@ async def list_strays() -> None:
 '''
 
 
+# example:lead start
 @pytest.fixture(scope="module")
 def problems() -> list[Problem]:
     app = build_app()
@@ -68,11 +71,15 @@ def marked() -> list[tuple[int, str]]:
     ]
 
 
+# example:lead end
+
+
 def test_the_repository_conforms():
     problems = run()
     assert problems == [], "\n".join(str(p) for p in problems)
 
 
+# example:lead start
 def test_each_marked_line_of_the_broken_router_is_reported(problems):
     reported = {(p.line, p.rule) for p in problems if p.file == BROKEN}
     expected = marked()
@@ -113,6 +120,9 @@ def test_an_undocumented_error_is_named_with_where_it_is_raised(problems):
 def test_a_sort_value_that_is_no_column_is_named(problems):
     [problem] = [p for p in problems if p.rule == "list-sort"]
     assert "'-nickname' is not a column of Lead" in problem.message
+
+
+# example:lead end
 
 
 def test_a_router_module_that_main_does_not_include_is_reported(tmp_path):

@@ -60,9 +60,13 @@ def test_a_copy_with_an_unregistered_router_and_an_env_read_exits_one(tmp_path: 
     assert "3 problem(s)" in result.stderr
 
 
+# example:lead start
 def test_every_rule_of_the_catalogue_has_a_breaking_case():
     covered = set(test_source_rules.BROKEN)
     covered |= {rule for _, rule in test_app_rules.marked()}
     covered |= {"router-registered", "list-index"}  # test_app_rules
     covered |= {"integration-layout", "integration-setting", "setting-documented"}
     assert covered == set(RULES)
+
+
+# example:lead end

@@ -24,12 +24,16 @@ async def _owner(app) -> int:
         return user.id
 
 
+# example:lead start
 async def _leads(app, owner_id: int, *names: str) -> list[int]:
     async with app.state.session_factory.begin() as session:
         leads = [Lead(name=name, owner_id=owner_id) for name in names]
         session.add_all(leads)
         await session.flush()
         return [lead.id for lead in leads]
+
+
+# example:lead end
 
 
 async def _rows(app, entity_type: str = "lead") -> list[AuditEvent]:
@@ -60,6 +64,7 @@ def test_secret_columns_are_known_by_the_words_of_their_name(name: str, secret: 
     assert is_secret_column(name) is secret
 
 
+# example:lead start
 async def test_a_flush_rolled_back_leaves_no_row(client, app):
     owner_id = await _owner(app)
     async with app.state.session_factory() as session:
@@ -70,6 +75,10 @@ async def test_a_flush_rolled_back_leaves_no_row(client, app):
     assert await _rows(app) == []
 
 
+# example:lead end
+
+
+# example:lead start
 async def test_a_rolled_back_savepoint_drops_only_its_rows(client, app):
     owner_id = await _owner(app)
     async with app.state.session_factory.begin() as session:
@@ -84,6 +93,10 @@ async def test_a_rolled_back_savepoint_drops_only_its_rows(client, app):
     assert (row.action, row.entity_id, row.actor) == ("create", kept.id, "system")
 
 
+# example:lead end
+
+
+# example:lead start
 async def test_a_transactions_rows_go_in_one_insert_at_commit(client, app):
     owner_id = await _owner(app)
     async with QueryLog(app.state.engine) as log, app.state.session_factory.begin() as session:
@@ -102,6 +115,10 @@ async def test_a_transactions_rows_go_in_one_insert_at_commit(client, app):
     assert notes.endswith("…")
 
 
+# example:lead end
+
+
+# example:lead start
 async def test_bulk_updates_record_each_row_they_change(client, app):
     owner_id = await _owner(app)
     ids = await _leads(app, owner_id, "A", "B", "C")
@@ -137,6 +154,10 @@ async def test_bulk_updates_record_each_row_they_change(client, app):
     ]
 
 
+# example:lead end
+
+
+# example:lead start
 async def test_a_bulk_delete_records_what_each_row_held(client, app):
     owner_id = await _owner(app)
     ids = await _leads(app, owner_id, "A", "B")
@@ -151,6 +172,10 @@ async def test_a_bulk_delete_records_what_each_row_held(client, app):
     }
 
 
+# example:lead end
+
+
+# example:lead start
 async def test_bookkeeping_changes_cost_no_statement_and_no_row(client, app):
     owner_id = await _owner(app)
     [lead_id] = await _leads(app, owner_id, "A")
@@ -171,6 +196,9 @@ async def test_bookkeeping_changes_cost_no_statement_and_no_row(client, app):
     assert len(log) == 1  # the UPDATE alone: no read before or after, no audit INSERT
     assert await _rows(app, "sms_usage") == []
     assert [row.action for row in await _rows(app, "message")] == ["create"]
+
+
+# example:lead end
 
 
 async def test_the_actor_comes_from_the_context_and_is_restored(client, app):

@@ -39,7 +39,7 @@ from tests.conftest import (
     run_in_thread,
     running_app,
 )
-from tests.factories import AuthedUser, make_lead, make_member
+from tests.factories import AuthedUser, make_member, queue_text, unique_email
 from tests.fakes.tcp_proxy import TcpProxy
 
 FAST_TIMEOUTS = {
@@ -111,24 +111,29 @@ async def wait_until(condition: Callable[[], object], what: str) -> None:
         await asyncio.sleep(0.1)
 
 
-async def leads_of(http: httpx.AsyncClient, user: AuthedUser) -> httpx.Response:
-    return await http.get("/api/v1/leads", headers=user.headers)
+async def read_me(http: httpx.AsyncClient, user: AuthedUser) -> httpx.Response:
+    """A read that needs the database: the bearer token's user is looked up."""
+    return await http.get("/api/v1/users/me", headers=user.headers)
+
+
+def register(http: httpx.AsyncClient) -> Awaitable[httpx.Response]:
+    """A write: a new member registers."""
+    body = {"email": unique_email("writer"), "password": "correct horse battery"}
+    return http.post("/api/v1/auth/register", json=body)
 
 
 async def test_database_down_answers_503_then_recovers_by_itself(
     http: httpx.AsyncClient, proxy: TcpProxy
 ) -> None:
     user = await make_member(http)
-    assert (await leads_of(http, user)).status_code == 200
+    assert (await read_me(http, user)).status_code == 200
 
     proxy.kill()
     # The first request finds its pooled connection dead, the next ones are refused.
     for _ in range(3):
-        response, _seconds = await timed(leads_of(http, user))
+        response, _seconds = await timed(read_me(http, user))
         assert_database_unavailable(response)
-    write, _seconds = await timed(
-        http.post("/api/v1/leads", json={"name": "Ada"}, headers=user.headers)
-    )
+    write, _seconds = await timed(register(http))
     assert_database_unavailable(write)
     login, _seconds = await timed(
         http.post("/api/v1/auth/token", data={"username": user.email, "password": "x" * 10})
@@ -138,7 +143,7 @@ async def test_database_down_answers_503_then_recovers_by_itself(
     assert ready.status_code == 503
 
     proxy.restore()
-    back, _seconds = await timed(leads_of(http, user))
+    back, _seconds = await timed(read_me(http, user))
     assert back.status_code == 200, back.text
     assert (await http.get("/health/ready")).status_code == 200
 
@@ -147,18 +152,18 @@ async def test_stalled_database_answers_503_within_the_bound_then_recovers(
     http: httpx.AsyncClient, proxy: TcpProxy
 ) -> None:
     user = await make_member(http)
-    assert (await leads_of(http, user)).status_code == 200
+    assert (await read_me(http, user)).status_code == 200
 
     proxy.stall()
     # First a pooled connection that stops answering, then new connections that never
     # finish their handshake, then more requests at once than the pool holds.
     for _ in range(2):
-        response, seconds = await timed(leads_of(http, user))
+        response, seconds = await timed(read_me(http, user))
         assert_database_unavailable(response)
         assert seconds < ANSWER_BOUND_SECONDS
     started = time.monotonic()
     async with asyncio.timeout(TEST_WAIT_SECONDS):
-        burst = await asyncio.gather(*(leads_of(http, user) for _ in range(6)))
+        burst = await asyncio.gather(*(read_me(http, user) for _ in range(6)))
     for response in burst:
         assert_database_unavailable(response)
     assert time.monotonic() - started < ANSWER_BOUND_SECONDS
@@ -167,7 +172,7 @@ async def test_stalled_database_answers_503_within_the_bound_then_recovers(
     assert seconds < ANSWER_BOUND_SECONDS
 
     proxy.restore()
-    back, _seconds = await timed(leads_of(http, user))
+    back, _seconds = await timed(read_me(http, user))
     assert back.status_code == 200, back.text
 
 
@@ -199,7 +204,6 @@ async def test_worker_survives_an_outage_and_a_stall_then_sends(
     proxied_app: FastAPI, http: httpx.AsyncClient, proxy: TcpProxy
 ) -> None:
     owner = await make_member(http)
-    lead = await make_lead(http, owner, phone=PHONE)
     sms = SmsWorker(
         settings=proxied_app.state.settings,
         session_factory=proxied_app.state.session_factory,
@@ -228,14 +232,11 @@ async def test_worker_survives_an_outage_and_a_stall_then_sends(
         assert not task.done()
 
         proxy.restore()
-        queued = await http.post(
-            f"/api/v1/leads/{lead['id']}/messages", json={"body": "Hi"}, headers=owner.headers
-        )
-        assert queued.status_code == 201, queued.text
+        queued = await queue_text(proxied_app, owner, PHONE, "Hi")
 
         async def sent() -> bool:
             async with proxied_app.state.session_factory() as session:
-                row = await session.get(Message, queued.json()["id"])
+                row = await session.get(Message, queued.id)
                 return row is not None and row.status == "sent"
 
         await wait_until(sent, "the worker sends the queued text")
@@ -254,19 +255,17 @@ async def test_sqlite_lock_held_past_the_busy_timeout_answers_503(tmp_path: Path
     settings = make_settings(f"sqlite+aiosqlite:///{path}", **FAST_TIMEOUTS)
     run_in_thread(migrate, settings)
     async with running_app(settings) as app, client_for(app) as client:
-        user = await make_member(client)
+        await make_member(client)
         blocker = sqlite3.connect(path, isolation_level=None)
         try:
             blocker.execute("BEGIN IMMEDIATE")  # holds the write lock
-            blocked, seconds = await timed(
-                client.post("/api/v1/leads", json={"name": "Ada"}, headers=user.headers)
-            )
+            blocked, seconds = await timed(register(client))
             assert_database_unavailable(blocked)
             assert seconds < ANSWER_BOUND_SECONDS
         finally:
             blocker.rollback()
             blocker.close()
-        created = await client.post("/api/v1/leads", json={"name": "Ada"}, headers=user.headers)
+        created = await register(client)
         assert created.status_code == 201, created.text
 
 

@@ -9,12 +9,13 @@ from backend.app.core.db_errors import translate_integrity_error
 from backend.app.core.errors import (
     ConflictError,
     EmailTakenError,
+    HasPaymentsError,
     InvalidFieldError,
-    LeadHasPaymentsError,
     NotFoundError,
 )
-from backend.app.models import Base, Lead, User
+from backend.app.models import Base, Message, User
 from backend.app.models.base import utcnow
+from backend.app.models.message import MessageDirection, MessageStatus
 from tests.conftest import make_settings
 
 
@@ -26,12 +27,21 @@ async def _user(app, email: str = "owner@example.com") -> int:
         return user.id
 
 
-async def _lead(app, owner_id: int) -> int:
+async def _text(app, sender_id: int) -> int:
+    """A text queued by `sender_id`: its `created_by_id` refers to users (ON DELETE RESTRICT)."""
     async with unit_of_work(app.state.session_factory) as session:
-        lead = Lead(name="Ada", owner_id=owner_id)
-        session.add(lead)
+        message = Message(
+            created_by_id=sender_id,
+            direction=MessageDirection.OUTBOUND,
+            status=MessageStatus.QUEUED,
+            body="Hi",
+            phone="+14155550100",
+            due_at=utcnow(),
+            attempts=0,
+        )
+        session.add(message)
         await session.flush()
-        return lead.id
+        return message.id
 
 
 async def test_a_unique_violation_with_a_declared_error_raises_it(client, app):
@@ -42,7 +52,7 @@ async def test_a_unique_violation_with_a_declared_error_raises_it(client, app):
 
 async def test_an_insert_referring_to_a_missing_row_is_not_found(client, app):
     with pytest.raises(NotFoundError) as caught:
-        await _lead(app, owner_id=987654)
+        await _text(app, sender_id=987654)
     assert caught.value.message == "The user it refers to was not found."
 
 
@@ -57,9 +67,7 @@ async def test_deleting_a_row_still_referred_to_raises_the_declared_error(
         Column("id", Integer, primary_key=True),
         Column(
             "parent_id",
-            ForeignKey(
-                "parents.id", ondelete="RESTRICT", info={"referenced": LeadHasPaymentsError}
-            ),
+            ForeignKey("parents.id", ondelete="RESTRICT", info={"referenced": HasPaymentsError}),
         ),
     )
     engine = create_engine(make_settings(empty_database_url))
@@ -73,50 +81,48 @@ async def test_deleting_a_row_still_referred_to_raises_the_declared_error(
                 await connection.execute(text("DELETE FROM parents WHERE id = 1"))
     finally:
         await engine.dispose()
-    assert isinstance(translate_integrity_error(caught.value, metadata), LeadHasPaymentsError)
+    assert isinstance(translate_integrity_error(caught.value, metadata), HasPaymentsError)
 
 
 async def test_deleting_a_referred_row_without_a_declared_error_is_a_conflict(
     client, app, backend_name
 ):
     owner = await _user(app)
-    await _lead(app, owner)
+    await _text(app, owner)
     with pytest.raises(ConflictError) as caught:
         async with unit_of_work(app.state.session_factory) as session:
             await session.execute(text("DELETE FROM users WHERE id = :id"), {"id": owner})
     assert type(caught.value) is ConflictError
     # SQLite does not name the foreign key; several refer to users, so it cannot say which.
     assert caught.value.message == (
-        "This user cannot be deleted: a lead refers to it."
+        "This user cannot be deleted: a message refers to it."
         if backend_name == "postgresql"
         else "This record cannot be deleted: another record refers to it."
     )
 
 
 async def test_a_null_in_a_not_null_column_is_a_validation_error(client, app):
-    owner = await _user(app)
     with pytest.raises(InvalidFieldError) as caught:
         async with unit_of_work(app.state.session_factory) as session:
             await session.execute(
                 text(
-                    "INSERT INTO leads (owner_id, name, status, created_at, updated_at) "
-                    "VALUES (:owner, NULL, 'new', :now, :now)"
+                    "INSERT INTO users (email, hashed_password, role, is_active, created_at, "
+                    "updated_at) VALUES (NULL, 'x', 'member', true, :now, :now)"
                 ),
-                {"owner": owner, "now": utcnow()},
+                {"now": utcnow()},
             )
     assert caught.value.details == [
-        {"loc": ["body", "name"], "msg": "may not be null", "type": "value_error"}
+        {"loc": ["body", "email"], "msg": "may not be null", "type": "value_error"}
     ]
 
 
 async def test_a_check_violation_is_a_validation_error(client, app):
-    owner = await _user(app)
     with pytest.raises(InvalidFieldError):
         async with unit_of_work(app.state.session_factory) as session:
             await session.execute(
                 text(
-                    "INSERT INTO leads (owner_id, name, status, created_at, updated_at) "
-                    "VALUES (:owner, 'Ada', 'nonsense', :now, :now)"
+                    "INSERT INTO users (email, hashed_password, role, is_active, created_at, "
+                    "updated_at) VALUES ('a@example.com', 'x', 'nonsense', true, :now, :now)"
                 ),
-                {"owner": owner, "now": utcnow()},
+                {"now": utcnow()},
             )

@@ -23,7 +23,6 @@ def test_a_protected_route_that_never_reads_its_user_refuses_to_start() -> None:
 
 def test_routes_that_read_the_user_directly_or_through_a_record_pass() -> None:
     router = APIRouter()
-    visible = Annotated[Lead, Depends(visible_record(Lead, path_param="lead_id"))]
 
     @router.get("/mine")
     async def mine(user: CurrentUser) -> int:
@@ -33,8 +32,12 @@ def test_routes_that_read_the_user_directly_or_through_a_record_pass() -> None:
     async def everything(admin: AdminUser) -> int:
         return admin.id
 
+    # example:lead start
+    visible = Annotated[Lead, Depends(visible_record(Lead, path_param="lead_id"))]
+
     @router.get("/leads/{lead_id}")
     async def one(lead: visible) -> int:
         return lead.id
 
+    # example:lead end
     check_routes_load_user(router)

@@ -69,6 +69,7 @@ def user_row(**fields: Any) -> dict[str, Any]:
     }
 
 
+# example:lead start
 def lead_row(**fields: Any) -> dict[str, Any]:
     return {
         "owner_id": MISSING_ID,
@@ -77,6 +78,9 @@ def lead_row(**fields: Any) -> dict[str, Any]:
         "status": "new",
         **fields,
     }
+
+
+# example:lead end
 
 
 def message_row(**fields: Any) -> dict[str, Any]:
@@ -94,13 +98,15 @@ BOTH = ("sqlite", "postgresql")
 # name: (statements, backends where the database refuses them)
 CASES: dict[str, tuple[list[Executable], tuple[str, ...]]] = {
     "unique violation": ([insert(User).values(user_row())] * 2, BOTH),
+    # example:lead start
     "foreign key violation (lead)": ([insert(Lead).values(lead_row())], BOTH),
+    # example:lead end
     "foreign key violation (message)": ([insert(Message).values(message_row())], BOTH),
     "not null violation": ([insert(User).values(user_row(email=None))], BOTH),
     "check violation": ([insert(User).values(user_row(role="nobody"))], BOTH),
     "value too long": ([insert(User).values(user_row(full_name=NAME * 20))], ("postgresql",)),
     "NUL byte": ([insert(User).values(user_row(full_name=f"{NAME}\x00"))], ("postgresql",)),
-    "argument of the wrong type": ([select(Lead).where(Lead.id == NAME)], ("postgresql",)),
+    "argument of the wrong type": ([select(User).where(User.id == NAME)], ("postgresql",)),
 }
 
 

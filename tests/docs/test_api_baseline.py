@@ -24,7 +24,7 @@ from backend.app.docs.api_baseline import (
 from backend.app.docs.generate import OPENAPI_FILE, build_openapi, render_files
 
 Json = dict[str, Any]
-LEAD = "/api/v1/leads/{lead_id}"
+ME = "/api/v1/users/me"
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +32,12 @@ def live() -> Json:
     return build_openapi()
 
 
-def without_lead_email(spec: Json) -> Json:
-    """The live document with `email` taken out of the lead's response shape."""
+def without_user_email(spec: Json) -> Json:
+    """The live document with `email` taken out of the user's response shape."""
     broken = copy.deepcopy(spec)
-    lead = broken["components"]["schemas"]["LeadRead"]
-    del lead["properties"]["email"]
-    lead["required"].remove("email")
+    user = broken["components"]["schemas"]["UserRead"]
+    del user["properties"]["email"]
+    user["required"].remove("email")
     return broken
 
 
@@ -64,7 +64,7 @@ def test_the_committed_baseline_is_a_document_of_this_api(live: Json) -> None:
 
     assert baseline["info"]["title"] == live["info"]["title"]
     assert major_version(baseline) == major_version(live)
-    assert len(baseline["paths"]) >= 10
+    assert len(baseline["paths"]) >= 5
 
 
 def test_make_docs_never_writes_a_baseline() -> None:
@@ -75,25 +75,25 @@ def test_make_docs_never_writes_a_baseline() -> None:
 
 
 def test_a_break_of_the_live_api_fails_the_check_with_a_readable_report(live: Json) -> None:
-    verdict = check(without_lead_email(live))
+    verdict = check(without_user_email(live))
 
     assert not verdict.ok
     lines = verdict.text().splitlines()
-    assert f"  GET {LEAD}: 200 response: email: field removed" in lines
-    assert "  GET /api/v1/leads: 200 response: items[].email: field removed" in lines
+    assert f"  GET {ME}: 200 response: email: field removed" in lines
+    assert "  GET /api/v1/users: 200 response: items[].email: field removed" in lines
     assert any("make api-baseline" in line for line in lines)
 
 
 def test_an_addition_passes_and_recording_it_protects_it(live: Json, tmp_path: Path) -> None:
     record(live, tmp_path)
     added = copy.deepcopy(live)
-    added["components"]["schemas"]["LeadRead"]["properties"]["score"] = {"type": "integer"}
+    added["components"]["schemas"]["UserRead"]["properties"]["score"] = {"type": "integer"}
 
     assert check(added, tmp_path).ok
     assert record(added, tmp_path).recorded
     removed_again = check(live, tmp_path)
-    assert [str(b) for b in removed_again.breaks if "GET /api/v1/leads:" in str(b)] == [
-        "GET /api/v1/leads: 200 response: items[].score: field removed"
+    assert [str(b) for b in removed_again.breaks if "GET /api/v1/users:" in str(b)] == [
+        "GET /api/v1/users: 200 response: items[].score: field removed"
     ]
 
 
@@ -102,19 +102,19 @@ def test_recording_refuses_a_break_unless_it_is_accepted(live: Json, tmp_path: P
     baseline = baseline_path(1, tmp_path)
     before = baseline.read_text(encoding="utf-8")
 
-    refused = record(without_lead_email(live), tmp_path)
+    refused = record(without_user_email(live), tmp_path)
     assert not refused.recorded
     assert refused.breaks
     assert baseline.read_text(encoding="utf-8") == before
 
-    accepted = record(without_lead_email(live), tmp_path, accept_breaking=True)
+    accepted = record(without_user_email(live), tmp_path, accept_breaking=True)
     assert accepted.recorded
-    assert check(without_lead_email(live), tmp_path).ok
+    assert check(without_user_email(live), tmp_path).ok
 
 
 def test_a_new_major_version_needs_its_own_baseline(live: Json, tmp_path: Path) -> None:
     record(live, tmp_path)
-    v2 = bumped(without_lead_email(live), "2.0.0")
+    v2 = bumped(without_user_email(live), "2.0.0")
 
     unrecorded = check(v2, tmp_path)
     assert not unrecorded.ok
@@ -141,7 +141,7 @@ def test_the_version_and_the_url_prefix_move_together(live: Json, tmp_path: Path
     )
     assert not record(version_only, tmp_path).recorded
     prefix_only = copy.deepcopy(live)
-    prefix_only["paths"]["/api/v2/leads"] = prefix_only["paths"]["/api/v1/leads"]
+    prefix_only["paths"]["/api/v2/users"] = prefix_only["paths"]["/api/v1/users"]
     assert (
         check(prefix_only, tmp_path)
         .problems[0]

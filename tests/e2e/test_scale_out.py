@@ -6,6 +6,7 @@ Needs PostgreSQL and the Redis at TEST_REDIS_URL (default redis://127.0.0.1:6379
 wait is bounded.
 """
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -22,8 +23,12 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 from redis import Redis
 from redis.exceptions import RedisError
+from sqlalchemy import select
 
-from tests.conftest import IN_CI, fresh_postgres_database
+from backend.app.core.database import create_engine, create_session_factory
+from backend.app.crud import messages as crud_messages
+from backend.app.models import User
+from tests.conftest import IN_CI, fresh_postgres_database, make_settings
 from tests.factories import PASSWORD, unique_email
 from tests.fakes.twilio_fake import FakeTwilio, Fault, running_fake
 from tests.metrics import value
@@ -141,6 +146,27 @@ def login(base_url: str, email: str, password: str, client_ip: str) -> int:
     return response.status_code
 
 
+async def _queue_texts(database_url: str, email: str, count: int) -> None:
+    """Queue `count` texts of user `email` in the shared database, as an endpoint would."""
+    engine = create_engine(make_settings(database_url))
+    try:
+        async with create_session_factory(engine).begin() as session:
+            sender = await session.scalar(select(User).where(User.email == email))
+            assert sender is not None
+            for n in range(count):
+                await crud_messages.queue_text(
+                    session,
+                    to="+14155550100",
+                    body=f"text {n}",
+                    send_at=None,
+                    about=None,
+                    sender=sender,
+                    daily_limit=count,
+                )
+    finally:
+        await engine.dispose()
+
+
 def test_two_api_processes_and_two_workers_share_one_database_and_redis(
     database_url, redis_url, tmp_path
 ):
@@ -200,23 +226,12 @@ def test_two_api_processes_and_two_workers_share_one_database_and_redis(
         ports = [free_port(), free_port()]
         fake.faults.append(Fault(delay=0.02, count=TEXTS))  # each send takes a moment
         with workers(fake, database_url, ports):
-            with httpx.Client(base_url=base, timeout=10) as http:
-                member = unique_email(f"member-{tag}")
-                http.post("/api/v1/auth/register", json={"email": member, "password": PASSWORD})
-                token = http.post(
-                    "/api/v1/auth/token", data={"username": member, "password": PASSWORD}
-                ).json()["access_token"]
-                auth = {"Authorization": f"Bearer {token}"}
-                lead = http.post(
-                    "/api/v1/leads", json={"name": "Ada", "phone": "+14155550100"}, headers=auth
-                ).json()
-                for n in range(TEXTS):
-                    queued = http.post(
-                        f"/api/v1/leads/{lead['id']}/messages",
-                        json={"body": f"text {n}"},
-                        headers=auth,
-                    )
-                    assert queued.status_code == 201, queued.text
+            member = unique_email(f"member-{tag}")
+            registered = httpx.post(
+                f"{base}/api/v1/auth/register", json={"email": member, "password": PASSWORD}
+            )
+            assert registered.status_code == 201, registered.text
+            asyncio.run(_queue_texts(database_url, member, TEXTS))
             _wait_for(lambda: len(fake.creates()) >= TEXTS, 60)
             time.sleep(0.5)  # a duplicate, if any, would show by now
             sent = [

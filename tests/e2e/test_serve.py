@@ -13,7 +13,9 @@ pytestmark = pytest.mark.slow
 
 ADMIN_EMAIL = "first.admin@example.com"
 ADMIN_PASSWORD = "first-admin-password"
+# example:lead start
 SECRET_NAME = "Zebulon Quarterhouse"
+# example:lead end
 
 
 @pytest.fixture
@@ -39,9 +41,11 @@ def test_serve_migrates_creates_the_first_admin_and_serves_the_api(server: Runni
         me = http.get("/api/v1/users/me", headers=auth)
         assert me.json()["role"] == "admin"
 
+        # example:lead start
         created = http.post("/api/v1/leads", json={"name": SECRET_NAME}, headers=auth)
         assert created.status_code == 201
         assert http.get(created.headers["Location"], headers=auth).json()["name"] == SECRET_NAME
+        # example:lead end
         assert http.get("/health/ready").json() == {"status": "ok"}
         assert http.get("/docs").status_code == 200
 

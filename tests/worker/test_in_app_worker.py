@@ -13,10 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import select
 
 from backend.app.cli import migrate
 from backend.app.core.config import Settings
+from backend.app.core.database import create_engine, create_session_factory
+from backend.app.crud import messages as crud_messages
 from backend.app.main import create_app
+from backend.app.models import Message, User
 from tests.conftest import run_in_thread
 from tests.fakes.twilio_fake import CallbackPlan
 from tests.fakes.twilio_fixtures import twilio_settings
@@ -47,26 +51,43 @@ def serving(make: Callable[[str], Settings]) -> Iterator[tuple[str, Settings]]:
         sock.close()
 
 
-async def _texting_user(http: httpx.AsyncClient) -> tuple[dict[str, str], int]:
-    await http.post("/api/v1/auth/register", json={"email": "a@example.com", "password": PASSWORD})
-    token = await http.post(
-        "/api/v1/auth/token", data={"username": "a@example.com", "password": PASSWORD}
-    )
-    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-    lead = await http.post(
-        "/api/v1/leads", json={"name": "Grace", "phone": "+14155550100"}, headers=headers
-    )
-    return headers, lead.json()["id"]
+async def _queue_a_text(http: httpx.AsyncClient, settings: Settings, send_at: datetime) -> int:
+    """Register a user through the API, then queue a text of theirs as any endpoint would."""
+    email = "a@example.com"
+    await http.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+    engine = create_engine(settings)
+    try:
+        async with create_session_factory(engine).begin() as session:
+            sender = await session.scalar(select(User).where(User.email == email))
+            assert sender is not None
+            message = await crud_messages.queue_text(
+                session,
+                to="+14155550100",
+                body="See you",
+                send_at=send_at,
+                about=None,
+                sender=sender,
+                daily_limit=settings.sms_daily_limit,
+            )
+            assert message.status == "scheduled"
+            return message.id
+    finally:
+        await engine.dispose()
 
 
-async def _wait_for_status(http, path, headers, *wanted: str, within: float = 15.0) -> dict:
+async def _wait_for_status(settings, message_id, *wanted: str, within: float = 15.0) -> Message:
+    engine = create_engine(settings)
     deadline = time.monotonic() + within
-    while True:
-        [message] = (await http.get(path, headers=headers)).json()["items"]
-        if message["status"] in wanted:
-            return message
-        assert time.monotonic() < deadline, f"still {message['status']}, wanted {wanted}"
-        await asyncio.sleep(0.1)
+    try:
+        while True:
+            async with create_session_factory(engine)() as session:
+                message = await session.get_one(Message, message_id)
+            if message.status in wanted:
+                return message
+            assert time.monotonic() < deadline, f"still {message.status}, wanted {wanted}"
+            await asyncio.sleep(0.1)
+    finally:
+        await engine.dispose()
 
 
 @pytest.mark.slow
@@ -89,23 +110,19 @@ async def test_make_run_sends_scheduled_texts_and_follows_callbacks(
     with serving(make) as (base_url, settings):
         assert settings.run_worker_in_app  # on by default with SQLite
         async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
-            headers, lead_id = await _texting_user(http)
             send_at = datetime.now(UTC) + timedelta(seconds=1)
-            path = f"/api/v1/leads/{lead_id}/messages"
-            created = await http.post(
-                path, json={"body": "See you", "send_at": send_at.isoformat()}, headers=headers
-            )
-            assert created.json()["status"] == "scheduled"
-            sent = await _wait_for_status(http, path, headers, "sent", "delivered")
-            assert datetime.fromisoformat(sent["sent_at"]) >= send_at
+            message_id = await _queue_a_text(http, settings, send_at)
+            sent = await _wait_for_status(settings, message_id, "sent", "delivered")
+            assert sent.sent_at is not None
+            assert sent.sent_at >= send_at
             if wrong_token:
                 deadline = time.monotonic() + 10
                 while len(twilio_fake.callback_log) < 4:
                     assert time.monotonic() < deadline
                     await asyncio.sleep(0.05)
                 assert {status for _, _, status in twilio_fake.callback_log} == {403}
-                final = await _wait_for_status(http, path, headers, "sent")
+                final = await _wait_for_status(settings, message_id, "sent")
             else:
-                final = await _wait_for_status(http, path, headers, "delivered")
-    assert final["provider_message_id"] == next(iter(twilio_fake.messages))
+                final = await _wait_for_status(settings, message_id, "delivered")
+    assert final.provider_message_id == next(iter(twilio_fake.messages))
     assert len(twilio_fake.creates()) == 1

@@ -14,22 +14,23 @@ import pytest
 from sqlalchemy import select, update
 
 from backend.app.core.database import create_engine, create_session_factory
-from backend.app.models import Message, SmsOptOut
+from backend.app.crud import messages as crud_messages
+from backend.app.models import Message, SmsOptOut, User
 from backend.app.models.message import MessageDirection, MessageStatus
 from backend.app.worker import SmsWorker
-from tests.factories import make_lead, make_member
+from tests.factories import AuthedUser, make_member, queue_text
 from tests.fakes.twilio_fake import FakeTwilio, Fault
 from tests.fakes.twilio_fixtures import twilio_client, twilio_settings
 
 PHONE = "+14155550100"
 
 
-async def _queue(client, owner, lead, body, **extra):
-    response = await client.post(
-        f"/api/v1/leads/{lead['id']}/messages", json={"body": body, **extra}, headers=owner.headers
+async def _queue(app, owner: AuthedUser, recipient: dict, body: str, **extra) -> dict:
+    """Queue a text to the recipient's phone, about the recipient (a user record)."""
+    message = await queue_text(
+        app, owner, recipient["phone"], body, about_user=recipient["id"], **extra
     )
-    assert response.status_code == 201, response.text
-    return response.json()
+    return {"id": message.id}
 
 
 async def _row(app, message_id) -> Message:
@@ -39,9 +40,11 @@ async def _row(app, message_id) -> Message:
         return row
 
 
-async def _setup(client):
+async def _setup(client) -> tuple[AuthedUser, dict]:
+    """A sender, and the record texted: another user, reached at PHONE."""
     owner = await make_member(client)
-    return owner, await make_lead(client, owner, phone=PHONE)
+    recipient = await make_member(client)
+    return owner, {"id": recipient.id, "phone": PHONE}
 
 
 def _worker(app, settings) -> SmsWorker:
@@ -72,19 +75,19 @@ def _start_worker_process(
     return subprocess.Popen(argv, cwd=repo_root, env=values)
 
 
-async def _insert_queued(app, owner, lead, count: int) -> list[int]:
-    """Queue `count` texts to `lead` straight in the table (the API allows 200 a day)."""
+async def _insert_queued(app, owner, recipient, count: int) -> list[int]:
+    """Queue `count` texts to `recipient` straight in the table (the quota allows 200 a day)."""
     now = datetime.now(UTC)
     async with app.state.session_factory.begin() as session:
         rows = [
             Message(
-                subject_type="leads",
-                subject_id=lead["id"],
+                subject_type="users",
+                subject_id=recipient["id"],
                 created_by_id=owner.id,
                 direction=MessageDirection.OUTBOUND,
                 status=MessageStatus.QUEUED,
                 body=f"text {n}",
-                phone=lead["phone"],
+                phone=recipient["phone"],
                 due_at=now,
                 created_at=now,
                 updated_at=now,
@@ -107,8 +110,8 @@ async def _expire_leases(app, ids: list[int]) -> None:
 
 
 async def test_a_queued_message_is_sent_once(client, app, twilio_fake, database_url):
-    owner, lead = await _setup(client)
-    queued = await _queue(client, owner, lead, "Hello")
+    owner, recipient = await _setup(client)
+    queued = await _queue(app, owner, recipient, "Hello")
     settings = twilio_settings(twilio_fake, database_url)
     worker = _worker(app, settings)
     assert await worker.run_once() == 1
@@ -126,9 +129,9 @@ async def test_a_queued_message_is_sent_once(client, app, twilio_fake, database_
 
 
 async def test_a_scheduled_message_waits_for_send_at(client, app, twilio_fake, database_url):
-    owner, lead = await _setup(client)
+    owner, recipient = await _setup(client)
     send_at = datetime.now(UTC) + timedelta(seconds=1.5)
-    queued = await _queue(client, owner, lead, "Later", send_at=send_at.isoformat())
+    queued = await _queue(app, owner, recipient, "Later", send_at=send_at)
     worker = _worker(app, twilio_settings(twilio_fake, database_url))
     assert await worker.run_once() == 0
     assert (await _row(app, queued["id"])).status == "scheduled"
@@ -143,8 +146,8 @@ async def test_a_scheduled_message_waits_for_send_at(client, app, twilio_fake, d
 async def test_5xx_backs_off_then_looks_up_before_sending_again(
     client, app, twilio_fake, database_url
 ):
-    owner, lead = await _setup(client)
-    queued = await _queue(client, owner, lead, "Hello")
+    owner, recipient = await _setup(client)
+    queued = await _queue(app, owner, recipient, "Hello")
     twilio_fake.faults.append(Fault(status=500))  # refused, not accepted
     worker = _worker(app, twilio_settings(twilio_fake, database_url))
     assert await worker.run_once() == 1
@@ -164,8 +167,8 @@ async def test_5xx_backs_off_then_looks_up_before_sending_again(
 async def test_5xx_after_twilio_accepted_is_adopted_not_resent(
     client, app, twilio_fake, database_url
 ):
-    owner, lead = await _setup(client)
-    queued = await _queue(client, owner, lead, "Hello")
+    owner, recipient = await _setup(client)
+    queued = await _queue(app, owner, recipient, "Hello")
     twilio_fake.faults.append(Fault(status=500, accept=True))  # the text went out anyway
     worker = _worker(app, twilio_settings(twilio_fake, database_url, sms_retry_base_seconds=0.1))
     assert await worker.run_once() == 1
@@ -180,8 +183,8 @@ async def test_5xx_after_twilio_accepted_is_adopted_not_resent(
 async def test_a_lookup_stopped_by_its_page_cap_never_sends_again(
     client, app, twilio_fake, database_url
 ):
-    owner, lead = await _setup(client)
-    queued = await _queue(client, owner, lead, "Hello")
+    owner, recipient = await _setup(client)
+    queued = await _queue(app, owner, recipient, "Hello")
     twilio_fake.faults.append(Fault(status=500, accept=True))  # the text went out anyway
     settings = twilio_settings(
         twilio_fake,
@@ -212,8 +215,8 @@ async def test_a_lookup_stopped_by_its_page_cap_never_sends_again(
 
 
 async def test_429_retries_in_the_client_then_in_the_worker(client, app, twilio_fake, database_url):
-    owner, lead = await _setup(client)
-    queued = await _queue(client, owner, lead, "Hello")
+    owner, recipient = await _setup(client)
+    queued = await _queue(app, owner, recipient, "Hello")
     twilio_fake.faults.append(Fault(status=429, code=20429, retry_after="1", count=2))
     settings = twilio_settings(twilio_fake, database_url, twilio_max_retries=1)
     worker = _worker(app, settings)
@@ -230,8 +233,8 @@ async def test_429_retries_in_the_client_then_in_the_worker(client, app, twilio_
 async def test_transient_failures_end_in_failed_after_max_attempts(
     client, app, twilio_fake, database_url
 ):
-    owner, lead = await _setup(client)
-    queued = await _queue(client, owner, lead, "Hello")
+    owner, recipient = await _setup(client)
+    queued = await _queue(app, owner, recipient, "Hello")
     twilio_fake.faults.append(Fault(status=429, code=20429, retry_after="0", count=100))
     settings = twilio_settings(
         twilio_fake,
@@ -250,12 +253,12 @@ async def test_transient_failures_end_in_failed_after_max_attempts(
     assert len(twilio_fake.creates()) == 2
 
 
-async def test_opted_out_recipient_fails_at_once_and_marks_the_lead(
+async def test_opted_out_recipient_fails_at_once_and_opts_the_number_out(
     client, app, twilio_fake, database_url
 ):
     owner = await make_member(client)
-    lead = await make_lead(client, owner, phone="+15005550004")  # Twilio's 21610 test number
-    queued = await _queue(client, owner, lead, "Hello")
+    recipient = {"id": owner.id, "phone": "+15005550004"}  # Twilio's 21610 test number
+    queued = await _queue(app, owner, recipient, "Hello")
     worker = _worker(app, twilio_settings(twilio_fake, database_url))
     assert await worker.run_once() == 1
     assert await worker.run_once() == 0
@@ -263,26 +266,28 @@ async def test_opted_out_recipient_fails_at_once_and_marks_the_lead(
     assert (row.status, row.error_code) == ("failed", "21610")
     assert row.error_message == "Attempt to send to unsubscribed recipient"
     assert len(twilio_fake.creates()) == 1
-    fresh = await client.get(f"/api/v1/leads/{lead['id']}", headers=owner.headers)
-    assert fresh.json()["sms_opted_out"] is True
+    async with app.state.session_factory() as session:
+        assert await session.get(SmsOptOut, recipient["phone"]) is not None
 
 
 async def test_a_number_opted_out_after_queuing_is_not_texted(
     client, app, twilio_fake, database_url
 ):
-    owner, lead = await _setup(client)
-    queued = await _queue(client, owner, lead, "Hello")
+    owner, recipient = await _setup(client)
+    queued = await _queue(app, owner, recipient, "Hello")
     async with app.state.session_factory.begin() as session:  # STOP arrived meanwhile
-        session.add(SmsOptOut(phone=lead["phone"]))
+        session.add(SmsOptOut(phone=recipient["phone"]))
     assert await _worker(app, twilio_settings(twilio_fake, database_url)).run_once() == 1
     row = await _row(app, queued["id"])
     assert (row.status, row.error_code) == ("failed", "recipient_opted_out")
     assert twilio_fake.requests == []
 
 
-async def test_lead_deleted_while_its_text_is_in_flight(client, app, twilio_fake, database_url):
-    owner, lead = await _setup(client)
-    await _queue(client, owner, lead, "Hello")
+async def test_a_text_deleted_with_its_record_while_in_flight(
+    client, app, twilio_fake, database_url
+):
+    owner, recipient = await _setup(client)
+    await _queue(app, owner, recipient, "Hello")
     twilio_fake.faults.append(Fault(delay=0.5, accept=True))
     worker = _worker(app, twilio_settings(twilio_fake, database_url))
     round_ = asyncio.create_task(worker.run_once())
@@ -290,8 +295,9 @@ async def test_lead_deleted_while_its_text_is_in_flight(client, app, twilio_fake
     while not twilio_fake.creates():
         assert time.monotonic() < deadline
         await asyncio.sleep(0.01)
-    response = await client.delete(f"/api/v1/leads/{lead['id']}", headers=owner.headers)
-    assert response.status_code == 204
+    async with app.state.session_factory.begin() as session:  # as the entity's delete does
+        record = await session.get_one(User, recipient["id"])
+        await crud_messages.delete_texts_about(session, about=record)
     assert await asyncio.wait_for(round_, 10) == 1  # the vanished row is logged, not an error
     async with app.state.session_factory() as session:
         assert (await session.scalars(select(Message))).all() == []
@@ -301,8 +307,8 @@ async def test_lead_deleted_while_its_text_is_in_flight(client, app, twilio_fake
 async def test_two_workers_racing_send_each_message_exactly_once(
     client, app, twilio_fake, database_url
 ):
-    owner, lead = await _setup(client)
-    ids = [(await _queue(client, owner, lead, f"text {n}"))["id"] for n in range(120)]
+    owner, recipient = await _setup(client)
+    ids = [(await _queue(app, owner, recipient, f"text {n}"))["id"] for n in range(120)]
     settings = twilio_settings(twilio_fake, database_url, worker_concurrency=7)
     engines = [create_engine(settings) for _ in range(2)]
     workers = [
@@ -340,8 +346,8 @@ async def test_two_workers_racing_send_each_message_exactly_once(
 async def test_worker_killed_mid_send_loses_and_duplicates_nothing(
     client, app, twilio_fake, database_url, repo_root
 ):
-    owner, lead = await _setup(client)
-    ids = [(await _queue(client, owner, lead, f"text {n}"))["id"] for n in range(3)]
+    owner, recipient = await _setup(client)
+    ids = [(await _queue(app, owner, recipient, f"text {n}"))["id"] for n in range(3)]
     twilio_fake.faults.append(Fault(delay=30, accept=True, count=3))  # accepted, answer late
     settings = twilio_settings(
         twilio_fake,
@@ -378,8 +384,8 @@ async def test_worker_killed_mid_send_loses_and_duplicates_nothing(
 async def test_worker_killed_mid_drain_to_one_number_sends_each_text_once(
     client, app, twilio_fake, database_url, repo_root
 ):
-    owner, lead = await _setup(client)
-    ids = await _insert_queued(app, owner, lead, 300)
+    owner, recipient = await _setup(client)
+    ids = await _insert_queued(app, owner, recipient, 300)
     # Ten rounds of 10 go out and are recorded; the 11th is accepted but answered late, and
     # the worker is killed while it waits: 10 texts sent, their rows left `sending`.
     twilio_fake.faults += [Fault(count=100), Fault(delay=30, accept=True, count=10)]

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from prometheus_client import REGISTRY, generate_latest
 
@@ -14,7 +15,7 @@ from backend.app.core.tracing import current_trace_context, start_tracing
 from backend.app.models import Message
 from backend.app.worker import SmsWorker, Worker
 from tests.conftest import client_for, running_app
-from tests.factories import make_lead, make_member
+from tests.factories import AuthedUser, make_member, queue_text
 from tests.fakes.sentry_fake import running_sentry
 from tests.fakes.twilio_fake import Fault
 from tests.fakes.twilio_fixtures import twilio_client, twilio_settings
@@ -30,12 +31,9 @@ def reading() -> str:
     return generate_latest(REGISTRY).decode()
 
 
-async def _queue(client, owner, lead, body="Hello", **extra):
-    response = await client.post(
-        f"/api/v1/leads/{lead['id']}/messages", json={"body": body, **extra}, headers=owner.headers
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
+async def _queue(app, owner: AuthedUser, phone: str, body: str = "Hello", **extra) -> dict:
+    message = await queue_text(app, owner, phone, body, **extra)
+    return {"id": message.id}
 
 
 def _worker(app, settings) -> SmsWorker:
@@ -60,8 +58,8 @@ async def test_each_try_is_counted_by_outcome_and_error_code(
     client, app, twilio_fake, database_url
 ):
     owner = await make_member(client)
-    await _queue(client, owner, await make_lead(client, owner, phone=PHONE))
-    await _queue(client, owner, await make_lead(client, owner, phone=OPTED_OUT_PHONE))
+    await _queue(app, owner, PHONE)
+    await _queue(app, owner, OPTED_OUT_PHONE)
     before = reading()
     assert await _worker(app, twilio_settings(twilio_fake, database_url)).run_once() == 2
     after = reading()
@@ -76,7 +74,7 @@ async def test_each_try_is_counted_by_outcome_and_error_code(
 
 async def test_a_try_to_retry_is_counted_with_its_code(client, app, twilio_fake, database_url):
     owner = await make_member(client)
-    await _queue(client, owner, await make_lead(client, owner, phone=PHONE))
+    await _queue(app, owner, PHONE)
     twilio_fake.faults.append(Fault(status=429, code=20429, retry_after="0", count=5))
     settings = twilio_settings(twilio_fake, database_url, twilio_max_retries=0)
     before = reading()
@@ -89,11 +87,10 @@ async def test_a_try_to_retry_is_counted_with_its_code(client, app, twilio_fake,
 
 async def test_the_outbox_depth_is_published_by_status(client, app, twilio_fake, database_url):
     owner = await make_member(client)
-    lead = await make_lead(client, owner, phone=PHONE)
-    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    await _queue(client, owner, lead, send_at=later)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    await _queue(app, owner, PHONE, send_at=later)
     for body in ("one", "two"):
-        await _queue(client, owner, lead, body)
+        await _queue(app, owner, PHONE, body)
     settings = twilio_settings(twilio_fake, database_url)
     await _loop(app, settings).publish_outbox_depth_if_due()
     waiting = reading()
@@ -129,7 +126,7 @@ async def test_an_error_that_ends_the_loop_is_reported_to_sentry(
     client, app, twilio_fake, database_url
 ):
     owner = await make_member(client)
-    await _queue(client, owner, await make_lead(client, owner, phone=PHONE))
+    await _queue(app, owner, PHONE)
     # A success without a message sid: the client cannot read it, nothing handles the error.
     twilio_fake.faults.append(Fault(status=201))
     with running_sentry() as sentry:
@@ -151,7 +148,7 @@ async def test_each_send_is_a_span_with_its_http_calls_inside(
     client, app, twilio_fake, database_url, spans
 ):
     owner = await make_member(client)
-    queued = await _queue(client, owner, await make_lead(client, owner, phone=PHONE))
+    queued = await _queue(app, owner, PHONE)
     twilio_fake.faults.append(Fault(status=500, accept=True))  # then a lookup before a retry
     settings = twilio_settings(
         twilio_fake,
@@ -195,8 +192,9 @@ async def test_a_send_links_to_the_request_that_queued_it(twilio_fake, database_
     )
     async with running_app(settings) as traced, client_for(traced) as http:
         owner = await make_member(http)
-        await _queue(http, owner, await make_lead(http, owner, phone=PHONE))
-        [request] = spans.named("POST /api/v1/leads/{lead_id}/messages")
+        with trace.get_tracer("tests").start_as_current_span("POST /api/v1/things/{id}/texts"):
+            await _queue(traced, owner, PHONE)  # inside a request that queues a text
+        [request] = spans.named("POST /api/v1/things/{id}/texts")
         assert await _worker(traced, settings).run_once() == 1
     [send] = spans.named("sms.send")
     assert [link.context.trace_id for link in send.links] == [request.context.trace_id]

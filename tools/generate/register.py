@@ -67,12 +67,16 @@ def unregister_model(root: Path, plan: Plan) -> bool:
 
 def unregister_router(root: Path, plan: Plan) -> bool:
     """Take the entity's router out of `main.py`; return whether it changed."""
+    return unregister_router_module(root, plan.names.plural)
+
+
+def unregister_router_module(root: Path, module: str) -> bool:
+    """Take `routers/<module>.py` out of `main.py`; return whether it changed."""
     path = root / MAIN
     source = path.read_text()
-    plural = plan.names.plural
-    source = source.replace(f"    include_protected(api, {plural}.router)\n", "")
+    source = source.replace(f"    include_protected(api, {module}.router)\n", "")
     source = _ROUTER_IMPORT.sub(
-        lambda m: _without_name(m, "from backend.app.routers import (", ")", plural), source
+        lambda m: _without_name(m, "from backend.app.routers import (", ")", module), source
     )
     return _save(path, source)
 

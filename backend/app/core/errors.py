@@ -272,11 +272,15 @@ class ProviderNoAnswerError(IntegrationError):
 # --- SMS (messages API, Twilio webhooks, Twilio client) ----------------------------------
 
 
+# example:lead start
 class LeadHasNoPhoneError(ConflictError):
     """A text was queued for a lead without a phone number."""
 
     code = "lead_has_no_phone"
     default_message = "This lead has no phone number to text."
+
+
+# example:lead end
 
 
 class RecipientOptedOutError(ConflictError):
@@ -286,11 +290,15 @@ class RecipientOptedOutError(ConflictError):
     default_message = "This number opted out of text messages (replied STOP)."
 
 
+# example:lead start
 class LeadOptedOutError(RecipientOptedOutError):
     """A text was queued for a lead who replied STOP."""
 
     code = "lead_opted_out"
     default_message = "This lead opted out of text messages (replied STOP)."
+
+
+# example:lead end
 
 
 class MessageNotCancelableError(ConflictError):
@@ -374,11 +382,15 @@ class HasPaymentsError(ConflictError):
     default_message = "This record has payments and cannot be deleted."
 
 
+# example:lead start
 class LeadHasPaymentsError(HasPaymentsError):
     """A lead with payments cannot be deleted: they are its billing record."""
 
     code = "lead_has_payments"
     default_message = "This lead has payments and cannot be deleted."
+
+
+# example:lead end
 
 
 class IdempotencyKeyReusedError(ConflictError):
@@ -535,6 +547,7 @@ class EhrNotConfiguredError(ServiceUnavailableError):
     default_message = "The EHR integration is not configured on this server (EHR_PROVIDER=none)."
 
 
+# example:lead start
 class LeadNotWonError(ConflictError):
     """Only a `won` lead becomes a patient in the EHR."""
 
@@ -547,6 +560,9 @@ class EhrPatientNotLinkedError(NotFoundError):
 
     code = "ehr_patient_not_linked"
     default_message = "This lead is not linked to a patient in the EHR yet."
+
+
+# example:lead end
 
 
 STATUS_BY_ERROR: dict[type[AppError], int] = {

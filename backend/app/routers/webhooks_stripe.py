@@ -20,7 +20,7 @@ from backend.app.core.errors import (
 from backend.app.crud import payments as crud_payments
 from backend.app.crud.subject_types import SUBJECT_TYPES
 from backend.app.integrations.stripe import verify_webhook
-from backend.app.schemas.payment import WebhookAck
+from backend.app.schemas.webhooks_stripe import WebhookAck
 
 logger = logging.getLogger("app.webhooks.stripe")
 

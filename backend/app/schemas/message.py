@@ -1,4 +1,4 @@
-"""Wire shapes of messages (SMS follow-ups to a lead)."""
+"""Wire shapes of a lead's messages (`/leads/{id}/messages`: SMS follow-ups)."""
 
 from datetime import datetime
 from typing import Annotated

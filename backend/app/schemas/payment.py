@@ -1,9 +1,9 @@
-"""Wire shapes of payments and of the Stripe webhook's answer."""
+"""Wire shapes of a lead's payments (`/leads/{id}/payments`)."""
 
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, Strict, StringConstraints
+from pydantic import ConfigDict, Field, JsonValue, Strict, StringConstraints
 
 from backend.app.models.payment import PaymentStatus
 from backend.app.schemas.common import InputModel, OutputModel, Page
@@ -74,11 +74,3 @@ class PaymentPage(Page[PaymentRead]):
             "examples": [{"items": [_PAYMENT_READ_EXAMPLE], "total": 1, "limit": 50, "offset": 0}]
         }
     )
-
-
-class WebhookAck(BaseModel):
-    """The answer to a webhook the app accepted (handled, duplicate or ignored)."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [{"received": True}]})
-
-    received: bool = True

@@ -290,3 +290,50 @@ async def test_an_amount_stripe_refuses_is_422_and_leaves_no_payment(
     assert body["details"][0]["loc"] == ["body", "amount"]
     assert len(stripe_fake.creates()) == 1
     assert await _payment_rows(stripe_app) == 0
+
+
+# The Stripe webhook settles a lead's payment; the lead hears of it through its hook.
+
+WEBHOOK = "/api/v1/webhooks/stripe"
+
+
+async def _billed_lead(client, owner=None):
+    owner = owner or await make_member(client)
+    lead = await make_lead(client, owner)
+    response = await client.post(_url(lead), json=BODY, headers=owner.headers)
+    assert response.status_code == 201, response.text
+    return owner, lead, response.json()
+
+
+async def _state(client, owner, lead):
+    """The lead's status and its payments' statuses, oldest first."""
+    lead_now = await client.get(f"/api/v1/leads/{lead['id']}", headers=owner.headers)
+    page = await client.get(_url(lead), headers=owner.headers)
+    return lead_now.json()["status"], [p["status"] for p in page.json()["items"][::-1]]
+
+
+async def _post(client, signed):
+    return await client.post(WEBHOOK, content=signed.payload, headers=signed.headers)
+
+
+async def test_a_paid_session_pays_the_payment_and_wins_the_lead(stripe_client, stripe_fake):
+    owner, lead, payment = await _billed_lead(stripe_client)
+    response = await _post(stripe_client, stripe_fake.event(payment["provider_payment_id"], "paid"))
+    assert response.status_code == 200, response.text
+    assert response.json() == {"received": True}
+    assert await _state(stripe_client, owner, lead) == ("won", ["paid"])
+
+
+async def test_only_the_first_paid_payment_wins_the_lead(stripe_client, stripe_fake):
+    owner, lead, first = await _billed_lead(stripe_client)
+    second = (
+        await stripe_client.post(
+            f"/api/v1/leads/{lead['id']}/payments", json=BODY, headers=owner.headers
+        )
+    ).json()
+    await _post(stripe_client, stripe_fake.event(first["provider_payment_id"], "paid"))
+    await stripe_client.patch(
+        f"/api/v1/leads/{lead['id']}", json={"status": "qualified"}, headers=owner.headers
+    )
+    await _post(stripe_client, stripe_fake.event(second["provider_payment_id"], "paid"))
+    assert await _state(stripe_client, owner, lead) == ("qualified", ["paid", "paid"])

@@ -11,6 +11,7 @@ from backend.app.models import Message, SmsOptOut, SmsUsage
 from backend.app.worker import SmsWorker
 from tests.conftest import client_for, make_settings, running_app
 from tests.factories import make_admin, make_lead, make_member
+from tests.fakes.twilio_fake import FakeTwilio
 
 PHONE = "+14155550100"
 MESSAGE_FIELDS = {
@@ -248,3 +249,61 @@ async def test_openapi_documents_the_specific_codes(client):
     assert "message_not_cancelable" in delete["responses"]["409"]["description"]
     webhooks = spec["paths"]["/api/v1/webhooks/twilio/status"]["post"]
     assert "invalid_signature" in webhooks["responses"]["403"]["description"]
+
+
+# Twilio's inbound webhook: a text is filed on each lead with the sender's number, and a
+# STOP shows on each of them as `sms_opted_out`.
+
+INBOUND_PATH = "/api/v1/webhooks/twilio/inbound"
+SIGNER = FakeTwilio()  # same auth token as the test app's TWILIO_AUTH_TOKEN
+
+
+def _inbound(body: str) -> dict[str, str]:
+    return SIGNER.inbound_params(from_=PHONE, to="+15005550006", body=body)
+
+
+async def _post(client, path, params):
+    signature = SIGNER.sign(f"http://127.0.0.1:8000{path}", params)
+    return await client.post(path, data=params, headers={"X-Twilio-Signature": signature})
+
+
+async def _messages(client, lead, owner):
+    response = await client.get(f"/api/v1/leads/{lead['id']}/messages", headers=owner.headers)
+    return response.json()["items"]
+
+
+async def test_inbound_text_is_stored_on_the_lead_and_answered_with_twiml(client):
+    owner = await make_member(client)
+    lead = await make_lead(client, owner, phone=PHONE)
+    stranger_lead = await make_lead(client, owner, phone="+14155550199")
+    params = _inbound("Sounds good, Tuesday works")
+    response = await _post(client, INBOUND_PATH, params)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/xml")
+    assert "<Response/>" in response.text
+    assert (await _post(client, INBOUND_PATH, params)).status_code == 200  # redelivered
+    [message] = await _messages(client, lead, owner)
+    assert message["direction"] == "inbound"
+    assert message["status"] == "received"
+    assert message["body"] == "Sounds good, Tuesday works"
+    assert message["provider_message_id"] == params["MessageSid"]
+    assert await _messages(client, stranger_lead, owner) == []
+
+
+@pytest.mark.parametrize("keyword", ["STOP", " Stop "])
+async def test_stop_opts_out_every_lead_with_the_number_and_start_opts_back_in(client, keyword):
+    owner = await make_member(client)
+    lead = await make_lead(client, owner, phone=PHONE)
+    same_phone_lead = await make_lead(client, owner, phone=PHONE)
+    url = f"/api/v1/leads/{lead['id']}"
+    assert (await _post(client, INBOUND_PATH, _inbound(keyword))).status_code == 200
+    assert (await client.get(url, headers=owner.headers)).json()["sms_opted_out"] is True
+    other = await client.get(f"/api/v1/leads/{same_phone_lead['id']}", headers=owner.headers)
+    assert other.json()["sms_opted_out"] is True
+    refused = await client.post(f"{url}/messages", json={"body": "Hi"}, headers=owner.headers)
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "lead_opted_out"
+    assert (await _post(client, INBOUND_PATH, _inbound("start"))).status_code == 200
+    assert (await client.get(url, headers=owner.headers)).json()["sms_opted_out"] is False
+    allowed = await client.post(f"{url}/messages", json={"body": "Hi"}, headers=owner.headers)
+    assert allowed.status_code == 201
