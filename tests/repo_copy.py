@@ -1,8 +1,9 @@
 """A copy of this working tree in a temporary folder, for commands that write into the repo.
 
 The copy holds every file git knows or would add (tracked and untracked, not ignored), as
-they are on disk, and a `.venv` link to this checkout's virtualenv, so `make` and
-`python -m ...` run there exactly as in a fresh clone that has been set up.
+they are on disk, committed in a git repository of its own (tests and tools that ask git
+which files exist work there too), and a `.venv` link to this checkout's virtualenv, so
+`make` and `python -m ...` run there exactly as in a fresh clone that has been set up.
 """
 
 import os
@@ -37,6 +38,9 @@ def copy_repository(target: Path, *, with_caches: bool = False) -> Path:
     (target / ".venv").symlink_to((ROOT / ".venv").resolve(), target_is_directory=True)
     if with_caches and (ROOT / ".mypy_cache").is_dir():
         shutil.copytree(ROOT / ".mypy_cache", target / ".mypy_cache")
+    identity = ["-c", "user.name=repo copy", "-c", "user.email=copy@example.com"]
+    for argv in (["init", "-q"], ["add", "-A"], [*identity, "commit", "-q", "-m", "copy"]):
+        subprocess.run(["git", *argv], cwd=target, capture_output=True, check=True)
     return target
 
 
