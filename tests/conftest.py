@@ -4,6 +4,13 @@ PostgreSQL: a database of our own (`test_<random>`) is created on the server nam
 TEST_POSTGRES_URL (default: postgres@127.0.0.1:5432) and dropped at the end. If the server
 is unreachable, the PostgreSQL half is skipped with a loud notice, or fails when CI=true.
 SQLite: a file in a temporary folder. Both are migrated with Alembic, never `create_all`.
+
+TEST_DATABASES (`sqlite`, `postgresql` or `sqlite,postgresql`, the default) chooses which
+backends the database-parametrised tests run on; a test that needs PostgreSQL itself is
+skipped when it is left out (`make check` runs SQLite only). Under pytest-xdist every worker
+has its own SQLite file and its own PostgreSQL database, so workers never share rows.
+Tests marked `slow` (browser, subprocesses, fuzzing, benchmarks, the generator's self-test)
+are left out of `make check`; `make test` runs them.
 """
 
 import os
@@ -25,6 +32,7 @@ from sqlalchemy.engine import make_url
 from backend.app.cli import migrate
 from backend.app.core.config import Settings
 from backend.app.core.rate_limit import MemoryFailureCounter
+from backend.app.core.security import PasswordHasher
 from backend.app.main import create_app
 from backend.app.models import Base
 
@@ -32,8 +40,32 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
-BACKENDS = ["sqlite", "postgresql"]
+KNOWN_BACKENDS = ("sqlite", "postgresql")
 TEST_TWILIO_AUTH_TOKEN = "test-twilio-auth-token-0123456789"
+SLOW_FOLDERS = ("tests/bench/",)  # whole folders marked `slow` here, not in each module
+
+
+def chosen_backends(value: str) -> list[str]:
+    """Parse TEST_DATABASES: a comma-separated subset of `sqlite` and `postgresql`."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(KNOWN_BACKENDS))
+    if unknown or not names:
+        raise pytest.UsageError(
+            f"TEST_DATABASES={value!r}: name one or both of {', '.join(KNOWN_BACKENDS)}"
+        )
+    return [name for name in KNOWN_BACKENDS if name in names]
+
+
+BACKENDS = chosen_backends(os.environ.get("TEST_DATABASES", "sqlite,postgresql"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test of the folders in SLOW_FOLDERS `slow`."""
+    root = Path(__file__).resolve().parents[1]
+    for item in items:
+        where = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+        if where.startswith(SLOW_FOLDERS):
+            item.add_marker(pytest.mark.slow)
 
 
 def run_in_thread(fn: Any, *args: Any) -> Any:
@@ -81,8 +113,11 @@ async def _admin_execute(sql: str) -> None:
 async def fresh_postgres_database() -> AsyncIterator[str]:
     """Create an empty PostgreSQL database of our own; drop it afterwards.
 
-    Skips (or fails under CI=true) when the server is unreachable.
+    Skips when TEST_DATABASES leaves PostgreSQL out; skips (or fails under CI=true) when
+    the server is unreachable.
     """
+    if "postgresql" not in BACKENDS:
+        pytest.skip(f"TEST_DATABASES={','.join(BACKENDS)} leaves PostgreSQL out")
     problem = await _postgres_reachable()
     if problem:
         message = f"PostgreSQL at {POSTGRES_ADMIN_URL} is unreachable ({problem})"
@@ -149,20 +184,36 @@ def client_for(app: FastAPI, client_ip: str = "127.0.0.1") -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
+def cheap_password_hashing(app: FastAPI) -> None:
+    """Give a running app argon2id's smallest parameters (1 MiB, 1 pass) instead of OWASP's.
+
+    The same hasher class, about 50 times cheaper: registering and logging in cost most of the
+    suite's CPU time otherwise. `tests/core/test_security.py` covers the hasher itself, and apps
+    started by other fixtures (the e2e servers) keep the real parameters.
+    """
+    app.state.password_hasher.close()
+    app.state.password_hasher = PasswordHasher(memory_kib=1024, time_cost=1)
+
+
 @pytest.fixture(scope="session")
 async def app(database_url: str) -> AsyncIterator[FastAPI]:
-    """The app of the current backend, started once per session."""
+    """The app of the current backend, started once per session (cheap password hashing)."""
     async with running_app(make_settings(database_url)) as application:
+        cheap_password_hashing(application)
         yield application
 
 
 async def clean_database(app: FastAPI) -> None:
-    """Delete every row of every table, children first."""
+    """Delete every row of every table, children first.
+
+    DELETE, not TRUNCATE, on PostgreSQL too: truncating every table makes new files for each
+    and took about 230 ms a test against 9 ms for deleting a test's few rows. Ids are not
+    restarted on PostgreSQL (no test relies on an id's value). The audit trail's trigger
+    refuses a DELETE unless the transaction says it prunes, as the retention prune does.
+    """
     async with app.state.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-            return
+            await conn.execute(text("SET LOCAL app.audit_prune = 'on'"))
         for table in reversed(Base.metadata.sorted_tables):
             await conn.execute(table.delete())
 

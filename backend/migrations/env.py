@@ -1,4 +1,4 @@
-"""Alembic environment: async engine, URL from settings, batch mode on SQLite."""
+"""Alembic environment: async engine, URL from settings, batch mode for both databases."""
 
 import asyncio
 from logging.config import fileConfig
@@ -37,7 +37,10 @@ def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        # Autogenerate writes `batch_alter_table` blocks whatever the database, so a revision
+        # made on PostgreSQL also runs on SQLite (which rebuilds the table); PostgreSQL runs
+        # the same block as plain ALTERs.
+        render_as_batch=True,
         compare_type=True,
         render_item=_render_item,
     )

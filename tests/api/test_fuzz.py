@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import APIRouter, Depends, FastAPI, Response
 from pydantic import BaseModel
 from starlette.requests import Request
@@ -27,6 +28,8 @@ from tests.api.fuzzing import FuzzReport, Identity, fuzz
 from tests.conftest import clean_database, make_settings, running_app
 from tests.factories import PASSWORD, login, make_member, unique_email
 from tests.fakes.serving import serve_in_thread
+
+pytestmark = pytest.mark.slow  # about 30 s a database: `make test` runs it, `make check` does not
 
 BROKEN = f"{API_PREFIX}/broken"
 TWILIO_WEBHOOKS = f"{API_PREFIX}/webhooks/twilio/"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.generate.test_kitchen_sink import _copy_of_the_repository
+from tests.repo_copy import copy_repository
 from tools.remove_example.manifest import FILES
 
 QUICK_TESTS = [
@@ -49,7 +49,7 @@ def _passes(copy: Path, *argv: str) -> str:
 @pytest.mark.slow
 def test_removing_the_example_leaves_a_project_that_passes_its_checks(tmp_path: Path):
     copy = tmp_path / "repo"
-    _copy_of_the_repository(copy)
+    copy_repository(copy, with_caches=True)
     python = sys.executable
 
     report = _passes(copy, python, "-m", "tools.remove_example")

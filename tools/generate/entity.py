@@ -39,11 +39,22 @@ class Outcome:
     unchanged: list[str] = field(default_factory=list)
     differs: list[str] = field(default_factory=list)
 
-    def lines(self) -> list[str]:
-        """One line per file, for the command's output."""
+    def lines(self, *, checking: bool = False, quiet: bool = False) -> list[str]:
+        """One line per file, for the command's output.
+
+        Args:
+            checking: the files were not written (`--check`): say they are stale instead.
+            quiet: leave out the unchanged files.
+        """
+        written = [
+            f"STALE      {path} (its spec changed: make entity)"
+            if checking
+            else f"wrote      {path}"
+            for path in self.written
+        ]
         return [
-            *(f"wrote      {path}" for path in self.written),
-            *(f"unchanged  {path}" for path in self.unchanged),
+            *written,
+            *(f"unchanged  {path}" for path in ([] if quiet else self.unchanged)),
             *(f"DIFFERS    {path} (edited after generation; left alone)" for path in self.differs),
         ]
 
